@@ -1,0 +1,109 @@
+"""The application factory: configuration, extensions, blueprints, CLI and error pages."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from flask import Flask, request, url_for
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from app.extensions import csrf, db, limiter, login_manager, migrate, sock
+from config import CONFIGS, Config
+
+
+def create_app(config: str | type[Config] | None = None, **overrides: object) -> Flask:
+    """Build the app. `config` is a Config class or its name (default: $CAMPUS_CONFIG)."""
+    if config is None or isinstance(config, str):
+        config = CONFIGS[config or os.environ.get("CAMPUS_CONFIG", "development")]
+    config.check()
+
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_object(config)
+    app.config.update(overrides)
+    os.makedirs(app.instance_path, exist_ok=True)
+    configure_logging(app)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path), "migrations"))
+    csrf.init_app(app)
+    limiter.init_app(app)
+    sock.init_app(app)
+    configure_login(app)
+
+    from app.blueprints.auth import bp as auth_bp
+    from app.blueprints.main import bp as main_bp
+    from app.blueprints.profile import bp as profile_bp
+
+    app.register_blueprint(main_bp)
+    app.register_blueprint(auth_bp, url_prefix="/auth")
+    app.register_blueprint(profile_bp)
+
+    from app.cli import register_cli
+    from app.errors import register_error_handlers
+    from app.templating import register_template_helpers
+    from app.web import register_security_headers
+
+    register_cli(app)
+    register_error_handlers(app)
+    register_security_headers(app)
+    register_template_helpers(app)
+    return app
+
+
+def configure_logging(app: Flask) -> None:
+    """Everything to stderr, where gunicorn, systemd and containers collect it."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    if not any(getattr(h, "campus", False) for h in root.handlers):
+        handler.campus = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(logging.DEBUG if app.debug else logging.INFO)
+
+
+def configure_login(app: Flask) -> None:
+    from app.models import User
+    from app.web import is_htmx
+
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to see that page."
+    login_manager.login_message_category = "status"
+    # "basic": a changed address only marks the session non-fresh; phones change addresses often.
+    # Stolen or old cookies are refused by the session version instead.
+    login_manager.session_protection = "basic"
+
+    @login_manager.user_loader
+    def load_user(token: str) -> User | None:
+        user_id, _, version = token.partition(":")
+        if not (user_id.isdigit() and version.isdigit()):
+            return None
+        user = db.session.get(User, int(user_id))
+        if user is None or user.session_version != int(version):
+            return None
+        return user
+
+    @login_manager.unauthorized_handler
+    def unauthorized():
+        from flask import flash, redirect
+
+        target = request.full_path.rstrip("?") if request.method == "GET" else None
+        login_url = url_for("auth.login", next=target)
+        if is_htmx():
+            return "", 401, {"HX-Redirect": login_url}
+        flash(login_manager.login_message, login_manager.login_message_category)
+        return redirect(login_url)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, connection_record) -> None:
+    """SQLite: enforce foreign keys and let readers work while one writer commits."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()

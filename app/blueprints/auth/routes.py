@@ -1,0 +1,76 @@
+"""Routes for registering, signing in and signing out."""
+
+from __future__ import annotations
+
+from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+
+from app.blueprints.auth import bp, services
+from app.blueprints.auth.forms import LoginForm, RegistrationForm
+from app.errors import InvalidInput
+from app.extensions import limiter
+from app.web import form_invalid, is_safe_next, redirect_303
+
+
+def login_address_limit() -> str:
+    return current_app.config["LOGIN_ADDRESS_LIMIT"]
+
+
+def register_address_limit() -> str:
+    return current_app.config["REGISTER_ADDRESS_LIMIT"]
+
+
+def start_session(user, remember: bool) -> None:
+    session.clear()  # nothing from before signing in carries over
+    login_user(user, remember=remember)
+
+
+@bp.route("/register", methods=["GET", "POST"])
+@limiter.limit(register_address_limit, methods=["POST"])
+def register():
+    if current_user.is_authenticated:
+        return redirect(url_for("main.dashboard"))
+    form = RegistrationForm()
+    if not form.validate_on_submit():
+        return render_template("auth/register.html", form=form), 422 if form.is_submitted() else 200
+    try:
+        user = services.register(services.Registration(**_registration_fields(form)))
+    except InvalidInput as error:
+        return form_invalid("auth/register.html", form, error)
+    start_session(user, remember=False)
+    flash(f"Welcome to Campus, {user.full_name}.", "status")
+    return redirect_303(url_for("main.dashboard"))
+
+
+def _registration_fields(form: RegistrationForm) -> dict[str, str]:
+    names = ("username", "email", "full_name", "password", "role", "teacher_code")
+    return {name: getattr(form, name).data or "" for name in names}
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(login_address_limit, methods=["POST"])
+def login():
+    target = request.args.get("next")
+    target = target if is_safe_next(target) else None
+    if current_user.is_authenticated and request.method == "GET":
+        return redirect(target or url_for("main.dashboard"))
+    form = LoginForm()
+    if not form.validate_on_submit():
+        return render_template("auth/login.html", form=form), 422 if form.is_submitted() else 200
+    try:
+        user = services.authenticate(form.login.data, form.password.data)
+    except InvalidInput as error:
+        return form_invalid("auth/login.html", form, error)
+    start_session(user, remember=form.remember.data)
+    flash(f"Signed in as {user.username}.", "status")
+    return redirect_303(target or url_for("main.dashboard"))
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    services.end_sessions(current_user)
+    session.clear()
+    logout_user()  # after clear(): it leaves the mark that deletes the remember cookie
+    flash("You are signed out, on this device and every other.", "status")
+    return redirect_303(url_for("auth.login"))

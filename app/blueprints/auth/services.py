@@ -1,0 +1,196 @@
+"""Account rules: passwords, registration, signing in with throttling, ending sessions."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import argon2
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+from limits import parse
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+
+from app.errors import InvalidInput, Throttled
+from app.extensions import db, limiter
+from app.models import Role, User
+
+COMMON_PASSWORDS_FILE = Path(__file__).with_name("common_passwords.txt")
+LOGIN_FAILED = "That username or email and password do not match an account."
+LOCKED_OUT = (
+    "Too many failed sign-ins for this account. Wait 15 minutes, or ask your school's admin."
+)
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    lines = COMMON_PASSWORDS_FILE.read_text(encoding="utf-8").splitlines()
+    return frozenset(
+        line.strip().lower() for line in lines if line.strip() and not line.startswith("#")
+    )
+
+
+@cache
+def _hasher(profile: str) -> argon2.PasswordHasher:
+    return argon2.PasswordHasher.from_parameters(getattr(argon2.profiles, profile))
+
+
+def password_hasher() -> argon2.PasswordHasher:
+    return _hasher(current_app.config["PASSWORD_HASH_PROFILE"])
+
+
+def hash_password(password: str) -> str:
+    return password_hasher().hash(password)
+
+
+def verify_password(user: User, password: str) -> bool:
+    hasher = password_hasher()
+    try:
+        hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+    if hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hasher.hash(password)
+    return True
+
+
+def password_problem(password: str, username: str, email: str) -> str | None:
+    """Why a new password is too easy to guess, or None."""
+    lowered = password.lower()
+    if lowered in {username.lower(), email.lower(), email.lower().split("@")[0]}:
+        return "Your password must not be your username or email."
+    if lowered in common_passwords() or len(set(password)) < 4:
+        return "That password is too common. Choose one that is harder to guess."
+    return None
+
+
+@dataclass(frozen=True)
+class Registration:
+    username: str
+    email: str
+    full_name: str
+    password: str
+    role: str = Role.STUDENT.value
+    teacher_code: str = ""
+
+
+def teacher_code_matches(code: str) -> bool:
+    expected = current_app.config.get("TEACHER_SIGNUP_CODE")
+    if not expected:
+        return False
+    return hmac.compare_digest(code.encode(), expected.encode())
+
+
+def find_by_username(username: str) -> User | None:
+    return db.session.scalar(select(User).where(User.username == username.strip().lower()))
+
+
+def find_by_login(login: str) -> User | None:
+    login = login.strip().lower()
+    return db.session.scalar(select(User).where(or_(User.username == login, User.email == login)))
+
+
+def taken(username: str, email: str, exclude_id: int | None = None) -> dict[str, str]:
+    """Which of username and email another account already uses (both stored lower-cased)."""
+    query = select(User.username, User.email).where(
+        or_(User.username == username.lower(), User.email == email.lower())
+    )
+    if exclude_id is not None:
+        query = query.where(User.id != exclude_id)
+    errors: dict[str, str] = {}
+    for other_username, other_email in db.session.execute(query):
+        if other_username == username.lower():
+            errors["username"] = "That username is taken. Choose another."
+        if other_email == email.lower():
+            errors["email"] = "An account with that email already exists."
+    return errors
+
+
+def register(data: Registration) -> User:
+    """Create a student, or a teacher with the school's code. Admins come only from the CLI."""
+    errors = taken(data.username, data.email)
+    problem = password_problem(data.password, data.username, data.email)
+    if problem:
+        errors["password"] = problem
+    if data.role == Role.TEACHER:
+        if not current_app.config.get("TEACHER_SIGNUP_CODE"):
+            errors["role"] = (
+                "Teacher registration is closed. Ask your school's admin for an account."
+            )
+        elif not teacher_code_matches(data.teacher_code):
+            errors["teacher_code"] = "That teacher code is not right. Ask your school for it."
+    elif data.role != Role.STUDENT:
+        errors["role"] = "Choose student or teacher."
+    if errors:
+        raise InvalidInput(errors)
+    return create_user(data.username, data.email, data.full_name, data.password, data.role)
+
+
+def create_user(username: str, email: str, full_name: str, password: str, role: str) -> User:
+    user = User(
+        username=username.lower(),
+        email=email.lower(),
+        full_name=full_name,
+        role=Role(role).value,
+        password_hash=hash_password(password),
+        bio="",
+    )
+    db.session.add(user)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # Another request took the name between our check and this insert.
+        db.session.rollback()
+        errors = taken(username, email) or {"username": "That username is taken."}
+        raise InvalidInput(errors) from None
+    return user
+
+
+def _lockout_key(login: str, user: User | None) -> str:
+    return f"user:{user.id}" if user else f"login:{login.strip().lower()}"
+
+
+def authenticate(login: str, password: str) -> User:
+    """The account these credentials open. Too many failures lock the account for a while,
+    whatever address they come from; unknown accounts are locked the same way so that a
+    lockout tells nothing about which accounts exist."""
+    user = find_by_login(login)
+    lockout = parse(current_app.config["LOGIN_ACCOUNT_LOCKOUT"])
+    key = _lockout_key(login, user)
+    if not limiter.limiter.test(lockout, "lockout", key):
+        raise Throttled(LOCKED_OUT)
+    if user is None:
+        password_hasher().hash(password)  # spend the same time as a real check
+        ok = False
+    else:
+        ok = verify_password(user, password)
+    if not ok:
+        limiter.limiter.hit(lockout, "lockout", key)
+        raise InvalidInput({"login": LOGIN_FAILED})
+    limiter.limiter.clear(lockout, "lockout", key)
+    db.session.commit()  # a rehashed password, if the cost changed
+    return user
+
+
+def end_sessions(user: User) -> None:
+    """Every session and remember cookie of this user stops working."""
+    user.end_sessions()
+    db.session.commit()
+
+
+def change_password(user: User, current: str, new: str) -> None:
+    if not verify_password(user, current):
+        raise InvalidInput({"current_password": "That is not your current password."})
+    problem = password_problem(new, user.username, user.email)
+    if problem:
+        raise InvalidInput({"new_password": problem})
+    user.password_hash = hash_password(new)
+    end_sessions(user)
+
+
+def set_role(user: User, role: str) -> None:
+    user.role = Role(role).value
+    end_sessions(user)

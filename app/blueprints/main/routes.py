@@ -1,0 +1,32 @@
+"""Routes for the front page, the dashboard and /healthz."""
+
+from __future__ import annotations
+
+from flask import jsonify, redirect, render_template, url_for
+from flask_login import current_user, login_required
+
+from app.blueprints.main import bp, services
+from app.extensions import limiter
+
+
+@bp.get("/")
+def home():
+    if current_user.is_authenticated:
+        return redirect(url_for("main.dashboard"))
+    return render_template("main/home.html")
+
+
+@bp.get("/dashboard")
+@login_required
+def dashboard():
+    return render_template("main/dashboard.html")
+
+
+@bp.get("/healthz")
+@limiter.exempt
+def healthz():
+    report, healthy = services.health()
+    response = jsonify(report)
+    response.status_code = 200 if healthy else 503
+    response.headers["Cache-Control"] = "no-store"
+    return response

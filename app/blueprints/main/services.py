@@ -1,0 +1,36 @@
+"""Health of the parts the app depends on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import current_app
+from sqlalchemy import text
+
+from app.extensions import db
+
+HealthCheck = Callable[[], str]
+
+
+def database_health() -> str:
+    try:
+        db.session.execute(text("SELECT 1"))
+    except Exception as error:
+        db.session.rollback()
+        return f"error: {type(error).__name__}"
+    return "ok"
+
+
+def health_checks() -> dict[str, HealthCheck]:
+    """Each part's check; search and the live broker add theirs with `add_health_check`."""
+    return {"database": database_health, **current_app.extensions.get("campus.health", {})}
+
+
+def add_health_check(app, name: str, check: HealthCheck) -> None:
+    app.extensions.setdefault("campus.health", {})[name] = check
+
+
+def health() -> tuple[dict[str, str], bool]:
+    report = {name: check() for name, check in health_checks().items()}
+    healthy = all(state == "ok" for state in report.values())
+    return {"status": "ok" if healthy else "degraded", **report}, healthy

@@ -1,0 +1,33 @@
+"""Forms for editing one's profile and changing one's password."""
+
+from __future__ import annotations
+
+from wtforms import PasswordField, TextAreaField
+from wtforms.validators import EqualTo, InputRequired, Length
+
+from app.blueprints.auth.forms import email_field, full_name_field, password_field
+from app.forms import BaseForm
+
+
+class ProfileForm(BaseForm):
+    full_name = full_name_field()
+    email = email_field()
+    bio = TextAreaField(
+        "About me",
+        validators=[Length(max=1000, message="Keep it to 1,000 characters.")],
+    )
+
+
+class PasswordForm(BaseForm):
+    current_password = PasswordField(
+        "Current password",
+        validators=[InputRequired("Enter your current password."), Length(max=128)],
+    )
+    new_password = password_field("New password")
+    new_password_confirm = PasswordField(
+        "Confirm new password",
+        validators=[
+            InputRequired("Type the new password again."),
+            EqualTo("new_password", "The two passwords do not match."),
+        ],
+    )

@@ -1,0 +1,59 @@
+"""Routes for one's own profile and other people's public profiles."""
+
+from __future__ import annotations
+
+from flask import current_app, flash, render_template, request, url_for
+from flask_login import current_user, login_required, login_user
+
+from app.blueprints.auth import services as accounts
+from app.blueprints.profile import bp, services
+from app.blueprints.profile.forms import PasswordForm, ProfileForm
+from app.errors import InvalidInput
+from app.web import form_invalid, redirect_303
+
+
+@bp.get("/profile")
+@login_required
+def show():
+    return render_template("profile/show.html", user=current_user)
+
+
+@bp.route("/profile/edit", methods=["GET", "POST"])
+@login_required
+def edit():
+    form = ProfileForm(obj=current_user)
+    password_form = PasswordForm(formdata=None)
+    if not form.validate_on_submit():
+        status = 422 if form.is_submitted() else 200
+        return render_template("profile/edit.html", form=form, password_form=password_form), status
+    try:
+        services.update_profile(current_user, form.full_name.data, form.email.data, form.bio.data)
+    except InvalidInput as error:
+        return form_invalid("profile/edit.html", form, error, password_form=password_form)
+    flash("Your profile is saved.", "status")
+    return redirect_303(url_for("profile.show"))
+
+
+@bp.post("/profile/password")
+@login_required
+def change_password():
+    form = PasswordForm()
+    profile_form = ProfileForm(formdata=None, obj=current_user)
+    if not form.validate():
+        return form_invalid("profile/edit.html", form, password_form=form, form=profile_form)
+    user = current_user._get_current_object()
+    try:
+        accounts.change_password(user, form.current_password.data, form.new_password.data)
+    except InvalidInput as error:
+        return form_invalid("profile/edit.html", form, error, password_form=form, form=profile_form)
+    # The new session version ended every session; this one carries on with the new version.
+    remembered = current_app.config["REMEMBER_COOKIE_NAME"] in request.cookies
+    login_user(user, remember=remembered)
+    flash("Your password is changed. You are signed out everywhere else.", "status")
+    return redirect_303(url_for("profile.show"))
+
+
+@bp.get("/users/<username>")
+@login_required
+def public(username: str):
+    return render_template("profile/public.html", user=services.public_profile(username))

@@ -1,0 +1,132 @@
+"""Command-line tasks: `flask users create|set-role` and `flask seed-demo`."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+from sqlalchemy import func, select
+from werkzeug.datastructures import MultiDict
+
+from app.blueprints.auth import services as accounts
+from app.errors import InvalidInput
+from app.extensions import db
+from app.models import Role, User
+
+ROLES = click.Choice([role.value for role in Role])
+
+users_cli = AppGroup("users", help="Manage accounts.")
+
+DEMO_PASSWORD = "campus-demo-2026"  # noqa: S105 - printed for everyone by make run
+DEMO_USERS = [
+    ("admin", "Ada Admin", Role.ADMIN),
+    ("teacher1", "Tomás Teacher", Role.TEACHER),
+    ("teacher2", "Tara Okafor", Role.TEACHER),
+    *[
+        (f"student{n}", name, Role.STUDENT)
+        for n, name in enumerate(
+            [
+                "Sam Student",
+                "Lena Fischer",
+                "Noah Williams",
+                "Aisha Khan",
+                "Mateo García",
+                "Yuki Tanaka",
+                "Olivia Brown",
+                "Kwame Mensah",
+                "Chloé Martin",
+                "Ivan Petrov",
+            ],
+            start=1,
+        )
+    ],
+]
+
+
+@users_cli.command("create")
+@click.option("--username", prompt=True)
+@click.option("--email", prompt=True)
+@click.option("--full-name", prompt=True)
+@click.option("--role", type=ROLES, default=Role.STUDENT.value, show_default=True)
+@click.password_option()
+def create_user(username: str, email: str, full_name: str, role: str, password: str) -> None:
+    """Create an account; the only way to make an admin."""
+    from app.blueprints.auth.forms import RegistrationForm
+
+    form = RegistrationForm(
+        meta={"csrf": False},
+        formdata=MultiDict(
+            {
+                "username": username,
+                "email": email,
+                "full_name": full_name,
+                "password": password,
+                "password_confirm": password,
+            }
+        ),
+    )
+    form.validate()
+    errors = {name: messages[0] for name, messages in form.errors.items()}
+    problem = accounts.password_problem(password, username, email)
+    errors |= accounts.taken(username, email) | ({"password": problem} if problem else {})
+    if errors:
+        raise click.ClickException("; ".join(f"{k}: {v}" for k, v in errors.items()))
+    try:
+        user = accounts.create_user(
+            form.username.data, form.email.data, form.full_name.data, password, role
+        )
+    except InvalidInput as error:
+        raise click.ClickException(error.message) from error
+    click.echo(f"Created {user.role} {user.username} <{user.email}>.")
+
+
+@users_cli.command("set-role")
+@click.argument("email")
+@click.argument("role", type=ROLES)
+def set_role(email: str, role: str) -> None:
+    """Give the account with EMAIL another ROLE; its sessions end."""
+    user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise click.ClickException(f"No account has the email {email}.")
+    accounts.set_role(user, role)
+    click.echo(f"{user.username} is now {user.role}; their sessions have ended.")
+
+
+def seed_demo() -> bool:
+    """Demo accounts, only into an empty database. True when it added them."""
+    if db.session.scalar(select(func.count()).select_from(User)):
+        return False
+    password_hash = accounts.hash_password(DEMO_PASSWORD)
+    for username, full_name, role in DEMO_USERS:
+        db.session.add(
+            User(
+                username=username,
+                email=f"{username}@campus.test",
+                full_name=full_name,
+                role=role.value,
+                password_hash=password_hash,
+                bio="",
+            )
+        )
+    db.session.commit()
+    return True
+
+
+def print_demo_accounts() -> None:
+    click.echo(f"Demo accounts (password for all: {DEMO_PASSWORD}):")
+    for username, full_name, role in DEMO_USERS:
+        email = f"{username}@campus.test"
+        click.echo(f"  {role.value:<8} {username:<10} {email:<22} {full_name}")
+
+
+def register_cli(app: Flask) -> None:
+    app.cli.add_command(users_cli)
+
+    @app.cli.command("seed-demo")
+    def seed_demo_command() -> None:
+        """Load demo accounts into an empty database and print them."""
+        if seed_demo():
+            click.echo("Loaded the demo data.")
+        else:
+            click.echo("The database already has accounts; demo data not loaded.")
+        print_demo_accounts()

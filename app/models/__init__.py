@@ -1,0 +1,5 @@
+"""The database models, one module per aggregate."""
+
+from app.models.user import Role, User
+
+__all__ = ["Role", "User"]

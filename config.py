@@ -1,0 +1,84 @@
+"""Configuration classes, read from the environment (DESIGN.md "Configuration")."""
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = BASE_DIR / "instance"
+
+
+def database_url(default: str) -> str:
+    """DATABASE_URL with the psycopg 3 driver named, as hosting providers often give `postgres://`."""
+    url = os.environ.get("DATABASE_URL") or default
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+class Config:
+    SECRET_KEY = os.environ.get("SECRET_KEY")
+    SQLALCHEMY_DATABASE_URI = database_url(f"sqlite:///{INSTANCE_DIR / 'campus.db'}")
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    REDIS_URL = os.environ.get("REDIS_URL") or None
+    SEARCH_INDEX_DIR = os.environ.get("SEARCH_INDEX_DIR") or str(BASE_DIR / "search_index")
+    UPLOAD_DIR = os.environ.get("UPLOAD_DIR") or str(INSTANCE_DIR / "uploads")
+    MAX_UPLOAD_MB = int(os.environ.get("MAX_UPLOAD_MB") or 50)
+    MAX_CONTENT_LENGTH = MAX_UPLOAD_MB * 1024 * 1024
+    TEACHER_SIGNUP_CODE = os.environ.get("TEACHER_SIGNUP_CODE") or None
+
+    # Cookies: never readable by scripts, not sent on cross-site sub-requests.
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_NAME = "remember_token"
+    REMEMBER_COOKIE_DURATION = 60 * 60 * 24 * 30
+
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+    WTF_CSRF_SSL_STRICT = False  # SameSite=Lax cookies already stop cross-site posts
+
+    # Throttling. Login: per address by Flask-Limiter, per account by a lockout.
+    RATELIMIT_STORAGE_URI = REDIS_URL or "memory://"
+    RATELIMIT_HEADERS_ENABLED = True
+    RATELIMIT_KEY_PREFIX = "campus"
+    LOGIN_ADDRESS_LIMIT = "30 per minute; 300 per hour"
+    REGISTER_ADDRESS_LIMIT = "10 per minute; 100 per hour"
+    LOGIN_ACCOUNT_LOCKOUT = "10 per 15 minutes"
+
+    # argon2id cost: RFC 9106's second recommended profile (64 MiB, 3 passes).
+    PASSWORD_HASH_PROFILE = "RFC_9106_LOW_MEMORY"
+
+    @staticmethod
+    def check() -> None:
+        """Refuse to start with a configuration that is unsafe for its environment."""
+
+
+class DevelopmentConfig(Config):
+    # A fixed key keeps `make run` sessions across restarts; never used in production.
+    SECRET_KEY = os.environ.get("SECRET_KEY") or "campus-development-only-key"
+
+
+class TestingConfig(Config):
+    TESTING = True
+    SECRET_KEY = "campus-testing-key"
+    SQLALCHEMY_DATABASE_URI = database_url("sqlite://")
+    PASSWORD_HASH_PROFILE = "CHEAP"
+
+
+class ProductionConfig(Config):
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+    PREFERRED_URL_SCHEME = "https"
+
+    @staticmethod
+    def check() -> None:
+        if not os.environ.get("SECRET_KEY"):
+            raise RuntimeError("SECRET_KEY must be set in production")
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
