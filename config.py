@@ -63,7 +63,7 @@ class TestingConfig(Config):
     TESTING = True
     SECRET_KEY = "campus-testing-key"
     SQLALCHEMY_DATABASE_URI = database_url("sqlite://")
-    PASSWORD_HASH_PROFILE = "CHEAP"
+    PASSWORD_HASH_PROFILE = "CHEAPEST"
 
 
 class ProductionConfig(Config):

@@ -22,6 +22,7 @@ def create_app(config: str | type[Config] | None = None, **overrides: object) ->
 
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_object(config)
+    app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or os.environ.get("SECRET_KEY")
     app.config.update(overrides)
     os.makedirs(app.instance_path, exist_ok=True)
     configure_logging(app)

@@ -101,7 +101,7 @@ def seed_demo() -> bool:
         db.session.add(
             User(
                 username=username,
-                email=f"{username}@campus.test",
+                email=f"{username}@campus.example",
                 full_name=full_name,
                 role=role.value,
                 password_hash=password_hash,
@@ -115,7 +115,7 @@ def seed_demo() -> bool:
 def print_demo_accounts() -> None:
     click.echo(f"Demo accounts (password for all: {DEMO_PASSWORD}):")
     for username, full_name, role in DEMO_USERS:
-        email = f"{username}@campus.test"
+        email = f"{username}@campus.example"
         click.echo(f"  {role.value:<8} {username:<10} {email:<22} {full_name}")
 
 

@@ -92,14 +92,14 @@ def register_security_headers(app: Flask) -> None:
         return response
 
 
-def form_invalid(template: str, form: Any, error: InvalidInput | None = None, **context: Any):
+def form_invalid(template: str, invalid: Any, error: InvalidInput | None = None, **context: Any):
     """The page again with every message beside its field: 422.
 
-    `form` gets the service's messages; the template is rendered with `form` unless the
+    The `invalid` form gets the service's messages; the template sees it as `form` unless the
     context names the forms itself (a page with two forms)."""
     if error is not None:
         for name, message in error.errors.items():
-            field = getattr(form, name)
+            field = getattr(invalid, name)
             field.errors = [*field.errors, message]
-    context.setdefault("form", form)
+    context.setdefault("form", invalid)
     return render_template(template, **context), 422

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from wtforms import BooleanField, EmailField, PasswordField, RadioField, StringField
+from wtforms import (
+    BooleanField,
+    EmailField,
+    PasswordField,
+    RadioField,
+    SelectChoice,
+    StringField,
+)
 from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Length, Regexp
 
 from app.forms import BaseForm
@@ -78,7 +85,7 @@ class RegistrationForm(BaseForm):
     )
     role = RadioField(
         "I am a",
-        choices=[("student", "Student"), ("teacher", "Teacher")],
+        choices=[SelectChoice("student", "Student"), SelectChoice("teacher", "Teacher")],
         default="student",
         validate_choice=True,
     )

@@ -1,0 +1,129 @@
+"""Fixtures: an app and a client per test on a real database, small factories, signing in.
+
+The database is SQLite in a temporary file, or the one named by DATABASE_URL (PostgreSQL in
+CI). Its schema comes from the migrations once per run; each test starts with empty tables.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import re
+from collections.abc import Callable, Iterator
+
+import pytest
+from flask import Flask, has_app_context
+from flask.testing import FlaskClient
+from sqlalchemy import text
+
+from app import create_app
+from app.blueprints.auth import services as accounts
+from app.extensions import db, limiter
+from app.models import User
+
+PASSWORD = "Correct-Horse-42"
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
+
+
+class CampusClient(FlaskClient):
+    """A test client that sends the page's CSRF token with each form, as a browser would.
+
+    Each request runs in a fresh context, as it does in a server: with the test's app context
+    still pushed, Flask would reuse it, and `g` (the signed-in user, the CSRF token) and the
+    database session would leak from one request into the next."""
+
+    def open(self, *args, **kwargs):
+        response = contextvars.Context().run(super().open, *args, **kwargs)
+        if has_app_context():
+            db.session.expire_all()  # the test sees what the request committed
+        return response
+
+    def csrf_token(self) -> str:
+        page = self.get("/auth/login").get_data(as_text=True)
+        match = CSRF_META.search(page)
+        if match is None:  # signed in: the login page redirects, take any page's token
+            page = self.get("/profile").get_data(as_text=True)
+            match = CSRF_META.search(page)
+        assert match, "no CSRF meta tag in the page"
+        return match.group(1)
+
+    def post_form(self, url: str, data: dict | None = None, **kwargs) -> object:
+        data = dict(data or {})
+        data.setdefault("csrf_token", self.csrf_token())
+        return self.post(url, data=data, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return os.environ.get("DATABASE_URL") or (
+        f"sqlite:///{tmp_path_factory.mktemp('db') / 'campus-test.db'}"
+    )
+
+
+@pytest.fixture(scope="session")
+def migrated_database(database_url: str) -> str:
+    """Drop whatever is there and build the schema with `flask db upgrade`, once per run."""
+    from flask_migrate import upgrade
+
+    app = create_app("testing", SQLALCHEMY_DATABASE_URI=database_url)
+    with app.app_context():
+        db.drop_all()
+        db.session.execute(text("DROP TABLE IF EXISTS alembic_version"))
+        db.session.commit()
+        upgrade()
+        db.engine.dispose()
+    return database_url
+
+
+def empty_tables() -> None:
+    for table in reversed(db.metadata.sorted_tables):
+        db.session.execute(table.delete())
+    db.session.commit()
+
+
+@pytest.fixture
+def app(migrated_database: str) -> Iterator[Flask]:
+    app = create_app("testing", SQLALCHEMY_DATABASE_URI=migrated_database)
+    app.test_client_class = CampusClient
+    with app.app_context():
+        limiter.reset()
+        empty_tables()
+        yield app
+        db.session.rollback()
+        empty_tables()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> CampusClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def make_user(app: Flask) -> Callable[..., User]:
+    counter = iter(range(1, 10_000))
+
+    def make(username: str | None = None, role: str = "student", **fields: str) -> User:
+        username = username or f"user{next(counter)}"
+        return accounts.create_user(
+            username=username,
+            email=fields.get("email", f"{username}@school.example"),
+            full_name=fields.get("full_name", username.title()),
+            password=fields.get("password", PASSWORD),
+            role=role,
+        )
+
+    return make
+
+
+@pytest.fixture
+def login_as(client: CampusClient) -> Callable[..., object]:
+    def login(user: User, password: str = PASSWORD, remember: bool = False) -> object:
+        data = {"login": user.username, "password": password}
+        if remember:
+            data["remember"] = "y"
+        response = client.post_form("/auth/login", data)
+        assert response.status_code == 303, response.get_data(as_text=True)
+        return response
+
+    return login

@@ -1,0 +1,78 @@
+"""Who may open what, for every page so far: anonymous, student, teacher, admin."""
+
+from __future__ import annotations
+
+import pytest
+
+ROLES = ["anonymous", "student", "teacher", "admin"]
+
+# url -> status for each role, in the order of ROLES
+PAGES = {
+    "/": [200, 302, 302, 302],
+    "/auth/login": [200, 302, 302, 302],
+    "/auth/register": [200, 302, 302, 302],
+    "/dashboard": [302, 200, 200, 200],
+    "/profile": [302, 200, 200, 200],
+    "/profile/edit": [302, 200, 200, 200],
+    "/users/someone": [302, 200, 200, 200],
+    "/healthz": [200, 200, 200, 200],
+}
+
+
+@pytest.fixture(params=ROLES)
+def role(request, make_user, login_as) -> str:
+    make_user("someone")
+    if request.param != "anonymous":
+        login_as(make_user(f"my{request.param}", role=request.param))
+    return request.param
+
+
+@pytest.mark.parametrize("url", PAGES)
+def test_page_access(client, role, url):
+    assert client.get(url).status_code == PAGES[url][ROLES.index(role)]
+
+
+def test_profile_edit_only_changes_my_own_account(client, make_user, login_as):
+    other = make_user("other", full_name="Other Person")
+    login_as(make_user("mallory"))
+    client.post_form(
+        "/profile/edit",
+        {
+            "full_name": "Hacked",
+            "email": "mallory@school.example",
+            "bio": "",
+            "id": other.id,
+            "username": "other",
+        },
+    )
+    from app.extensions import db
+    from app.models import User
+
+    assert db.session.get(User, other.id).full_name == "Other Person"
+    assert (
+        db.session.scalar(db.select(User.full_name).where(User.username == "mallory")) == "Hacked"
+    )
+
+
+@pytest.mark.parametrize("url", ["/auth/logout", "/profile/edit", "/profile/password"])
+def test_anonymous_posts_are_refused(client, url):
+    response = client.post_form(url, {"full_name": "x", "email": "x@school.example"})
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/auth/login")
+
+
+def test_admin_cannot_be_made_through_registration_even_with_the_teacher_code(app, client):
+    app.config["TEACHER_SIGNUP_CODE"] = "the-code"
+    response = client.post_form(
+        "/auth/register",
+        {
+            "username": "sneaky",
+            "email": "sneaky@school.example",
+            "full_name": "Sneaky",
+            "password": "a-long-fresh-secret",
+            "password_confirm": "a-long-fresh-secret",
+            "role": "admin",
+            "teacher_code": "the-code",
+        },
+    )
+    assert response.status_code == 422
