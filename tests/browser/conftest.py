@@ -1,0 +1,126 @@
+"""A live server in its own process and a real Chromium (Debian's) driven by Playwright.
+
+The server is gunicorn serving wsgi:app on the same database as the other tests, so the
+factories from tests/conftest.py set up what a page needs. Screenshots of every page visited
+through `shoot` land in tests/browser/screenshots/ at a phone and a desktop width.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = Path(__file__).with_name("screenshots")
+WIDTHS = {"phone": (390, 844), "desktop": (1280, 800)}
+
+
+def missing(reason: str) -> None:
+    """A browser test cannot run: a failure in CI, a skip on a developer's machine."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_server(migrated_database: str) -> Iterator[str]:
+    port = free_port()
+    env = os.environ | {"CAMPUS_CONFIG": "testing", "DATABASE_URL": migrated_database}
+    command = [
+        sys.executable, "-m", "gunicorn", "--config", "python:tests.browser.gunicorn_live",
+        "--bind", f"127.0.0.1:{port}", "wsgi:app",
+    ]  # fmt: skip
+    server = subprocess.Popen(command, cwd=ROOT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/healthz", timeout=1)  # noqa: S310 - our own server
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                missing(f"the live server did not start (exit code {server.poll()})")
+            time.sleep(0.1)
+    yield url
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing("playwright is not installed")
+    if not CHROMIUM.exists():
+        missing(f"no Chromium at {CHROMIUM}: apt-get install chromium")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(app, browser, live_server: str) -> Iterator[object]:
+    width, height = WIDTHS["desktop"]
+    context = browser.new_context(base_url=live_server, viewport={"width": width, "height": height})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    def console(message) -> None:
+        # A page answered 404 or 422 on purpose is logged too; broken assets are caught below.
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            errors.append(message.text)
+
+    def asset(response) -> None:
+        if response.request.resource_type != "document" and response.status >= 400:
+            errors.append(f"{response.status} {response.url}")
+
+    page.on("console", console)
+    page.on("response", asset)
+    yield page
+    context.close()
+    assert errors == [], f"the page reported errors: {errors}"
+
+
+@pytest.fixture
+def shoot():
+    """Save the current page at a phone and a desktop width, full length."""
+    SCREENSHOTS.mkdir(exist_ok=True)
+
+    def take(page, name: str) -> None:
+        original = page.viewport_size
+        for label, (width, height) in WIDTHS.items():
+            page.set_viewport_size({"width": width, "height": height})
+            page.screenshot(path=SCREENSHOTS / f"{name}-{label}.png", full_page=True)
+        page.set_viewport_size(original)
+
+    return take

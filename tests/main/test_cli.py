@@ -1,0 +1,91 @@
+"""The command line: creating accounts (the only way to make an admin), roles, demo data."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from app.cli import DEMO_PASSWORD
+from app.extensions import db
+from app.models import User
+from tests.helpers import user_count
+
+
+def test_users_create_makes_an_admin(app):
+    result = app.test_cli_runner().invoke(
+        args=[
+            "users",
+            "create",
+            "--username",
+            "Head",
+            "--email",
+            "head@school.example",
+            "--full-name",
+            "The Head",
+            "--role",
+            "admin",
+            "--password",
+            "a-long-admin-secret",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    user = db.session.scalar(select(User).where(User.username == "head"))
+    assert user.role == "admin"
+
+
+def test_users_create_applies_the_registration_rules(app, make_user):
+    make_user("taken")
+    result = app.test_cli_runner().invoke(
+        args=[
+            "users",
+            "create",
+            "--username",
+            "TAKEN",
+            "--email",
+            "bad",
+            "--full-name",
+            "X",
+            "--password",
+            "password123",
+        ],
+    )
+    assert result.exit_code != 0
+    assert "username" in result.output and "email" in result.output and "password" in result.output
+    assert user_count() == 1
+
+
+def test_set_role_changes_role_and_ends_sessions(app, client, make_user, login_as):
+    user = make_user("grace", email="grace@school.example")
+    login_as(user)
+    result = app.test_cli_runner().invoke(
+        args=["users", "set-role", "GRACE@school.example", "teacher"]
+    )
+    assert result.exit_code == 0, result.output
+    assert db.session.get(User, user.id).role == "teacher"
+    assert client.get("/dashboard").status_code == 302
+
+
+def test_set_role_refuses_unknown_roles_and_people(app, make_user):
+    make_user("grace", email="grace@school.example")
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["users", "set-role", "grace@school.example", "king"]).exit_code != 0
+    assert (
+        runner.invoke(args=["users", "set-role", "nobody@school.example", "admin"]).exit_code != 0
+    )
+    assert db.session.scalar(select(User.role)) == "student"
+
+
+def test_seed_demo_fills_an_empty_database_once(app, client):
+    runner = app.test_cli_runner()
+    first = runner.invoke(args=["seed-demo"])
+    assert first.exit_code == 0
+    roles = db.session.scalars(select(User.role)).all()
+    assert (roles.count("admin"), roles.count("teacher"), roles.count("student")) == (1, 2, 10)
+    assert "teacher1" in first.output and DEMO_PASSWORD in first.output
+
+    again = runner.invoke(args=["seed-demo"])
+    assert "already has accounts" in again.output
+    assert user_count() == 13
+    response = client.post_form(
+        "/auth/login", {"login": "admin@campus.example", "password": DEMO_PASSWORD}
+    )
+    assert response.status_code == 303
