@@ -26,6 +26,8 @@ class Config:
     MAX_UPLOAD_MB = int(os.environ.get("MAX_UPLOAD_MB") or 50)
     MAX_CONTENT_LENGTH = MAX_UPLOAD_MB * 1024 * 1024
     TEACHER_SIGNUP_CODE = os.environ.get("TEACHER_SIGNUP_CODE") or None
+    # How many reverse proxies in front set X-Forwarded-For/-Proto (0: none, the default).
+    TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES") or 0)
 
     # Cookies: never readable by scripts, not sent on cross-site sub-requests.
     SESSION_COOKIE_HTTPONLY = True
@@ -46,6 +48,9 @@ class Config:
     REGISTER_ADDRESS_LIMIT = "10 per minute; 100 per hour"
     LOGIN_ACCOUNT_LOCKOUT = "10 per 15 minutes"
 
+    # Keep the rendered signed-out pages in memory (see app/web.py); off while editing templates.
+    CACHE_VISITOR_PAGES = True
+
     # argon2id cost: RFC 9106's second recommended profile (64 MiB, 3 passes).
     PASSWORD_HASH_PROFILE = "RFC_9106_LOW_MEMORY"
 
@@ -57,6 +62,8 @@ class Config:
 class DevelopmentConfig(Config):
     # A fixed key keeps `make run` sessions across restarts; never used in production.
     SECRET_KEY = os.environ.get("SECRET_KEY") or "campus-development-only-key"
+    CACHE_VISITOR_PAGES = False
+    TEMPLATES_AUTO_RELOAD = True
 
 
 class TestingConfig(Config):

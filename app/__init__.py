@@ -9,6 +9,7 @@ import sys
 from flask import Flask, request, url_for
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.extensions import csrf, db, limiter, login_manager, migrate, sock
 from config import CONFIGS, Config
@@ -25,6 +26,9 @@ def create_app(config: str | type[Config] | None = None, **overrides: object) ->
     app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or os.environ.get("SECRET_KEY")
     app.config.update(overrides)
     os.makedirs(app.instance_path, exist_ok=True)
+    if proxies := app.config["TRUSTED_PROXIES"]:
+        # The client's address (rate limits) and scheme (secure cookies) as the proxy saw them.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
     configure_logging(app)
 
     db.init_app(app)

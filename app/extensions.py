@@ -1,5 +1,6 @@
 """The Flask extensions, created unbound here and bound to an app in create_app."""
 
+from flask import request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -30,3 +31,10 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 sock = Sock()
 limiter = Limiter(key_func=get_remote_address)
+
+
+@limiter.request_filter
+def reading_is_never_limited() -> bool:
+    """Flask-Limiter checks its limits on every request; reading a page is never limited, so
+    GETs skip that work. Sign-in and registration count their POSTs with web.throttle_address."""
+    return request.method in ("GET", "HEAD", "OPTIONS")

@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+import logging
+import secrets
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, redirect, render_template, request
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+)
+from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required
+from flask_wtf.csrf import generate_csrf
+from limits import parse_many
 
-from app.errors import InvalidInput, NotAllowed
+from app.errors import InvalidInput, NotAllowed, Throttled
+from app.extensions import limiter
+
+log = logging.getLogger(__name__)
 
 
 def is_htmx() -> bool:
@@ -74,21 +91,30 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 
 
+SECURITY_HEADERS = [
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "same-origin"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+]
+HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+
+
 def register_security_headers(app: Flask) -> None:
+    """The same headers on every response, added in one go: this runs on every request."""
+    headers_for_all = (
+        [*SECURITY_HEADERS, HSTS] if app.config.get("SESSION_COOKIE_SECURE") else SECURITY_HEADERS
+    )
+
     @app.after_request
     def security_headers(response: Response) -> Response:
-        headers = response.headers
-        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "same-origin")
-        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
-        if app.config.get("SESSION_COOKIE_SECURE"):
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-        if current_user and current_user.is_authenticated:
-            # Pages with someone's data are not kept by shared caches or the back button.
-            headers.setdefault("Cache-Control", "no-store")
+        response.headers.extend(headers_for_all)
+        # Pages with someone's data are kept by no cache, shared or the back button's. The
+        # session says who is signed in without loading the user again.
+        if "_user_id" in session and "Cache-Control" not in response.headers:
+            response.headers["Cache-Control"] = "no-store"
         return response
 
 
@@ -103,3 +129,79 @@ def form_invalid(template: str, invalid: Any, error: InvalidInput | None = None,
             field.errors = [*field.errors, message]
     context.setdefault("form", invalid)
     return render_template(template, **context), 422
+
+
+# The signed-out pages (front page, sign-in, register) are the same for every visitor but for
+# the CSRF token, and they are what bots and crowds on the first day of term hit. They are
+# rendered once with a placeholder token, kept per process, and sent with the visitor's token.
+TOKEN_PLACEHOLDER = f"csrf-placeholder-{secrets.token_hex(16)}"
+PAGE_CACHE_SIZE = 64
+
+
+def cached_for_visitors(view: Callable) -> Callable:
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any):
+        app = current_app
+        if (
+            not app.config["CACHE_VISITOR_PAGES"]
+            or request.method != "GET"
+            or "_user_id" in session
+            or "_flashes" in session
+        ):
+            return view(*args, **kwargs)
+        cache: dict[tuple, str] = app.extensions.setdefault("campus.visitor_pages", {})
+        key = (request.path, request.query_string, is_htmx())
+        page = cache.get(key)
+        if page is None:
+            g.csrf_token = TOKEN_PLACEHOLDER  # what Flask-WTF's csrf_token() returns this request
+            try:
+                response = app.make_response(view(*args, **kwargs))
+            finally:
+                g.pop("csrf_token", None)
+            page = response.get_data(as_text=True)
+            if response.status_code != 200 or response.mimetype != "text/html":
+                response.set_data(page.replace(TOKEN_PLACEHOLDER, generate_csrf()))
+                return response
+            if len(cache) < PAGE_CACHE_SIZE:
+                cache[key] = page
+        response = Response(page.replace(TOKEN_PLACEHOLDER, generate_csrf()), mimetype="text/html")
+        response.vary.add("HX-Request")
+        return response
+
+    return wrapped
+
+
+def _limit_store(action: str, limits: str, identifiers: tuple[str, ...]) -> bool:
+    """Run a Flask-Limiter strategy call for each limit (its storage: Redis with REDIS_URL,
+    memory otherwise). If the store cannot be reached the attempt is allowed and the failure
+    logged: people signing in matter more than counting them."""
+    strategy = limiter.limiter
+    try:
+        results = [getattr(strategy, action)(item, *identifiers) for item in parse_many(limits)]
+    except Exception:  # any storage failure (connection refused, timeout): the request goes on
+        log.warning("rate-limit storage unavailable; %s not counted", identifiers[0], exc_info=True)
+        return True
+    return all(result is not False for result in results)
+
+
+def count_attempt(limits: str, *identifiers: str) -> bool:
+    """Count one attempt; False once past any of `limits` ("10 per 15 minutes; ...")."""
+    return _limit_store("hit", limits, identifiers)
+
+
+def attempts_left(limits: str, *identifiers: str) -> bool:
+    """Whether one more attempt would stay within `limits`, without counting it."""
+    return _limit_store("test", limits, identifiers)
+
+
+def forget_attempts(limits: str, *identifiers: str) -> None:
+    _limit_store("clear", limits, identifiers)
+
+
+def throttle_address(limits: str, scope: str) -> None:
+    """Count one attempt from the client's address; past any of `limits`, 429.
+
+    Called for the POSTs that need it rather than through Flask-Limiter's decorator, which
+    costs every GET of the page too."""
+    if not count_attempt(limits, scope, get_remote_address()):
+        raise Throttled("Too many attempts from your network. Wait a minute, then try again.")

@@ -120,3 +120,34 @@ def test_signed_in_user_visiting_login_goes_to_dashboard(client, make_user, logi
     response = client.get("/auth/login")
     assert response.status_code == 302
     assert response.headers["Location"] == "/dashboard"
+
+
+def other_app(database_url: str, **config) -> object:
+    from app import create_app
+    from tests.conftest import CampusClient
+
+    app = create_app("testing", SQLALCHEMY_DATABASE_URI=database_url, **config)
+    app.test_client_class = CampusClient
+    return app
+
+
+def test_sign_in_works_when_the_limit_store_is_down(migrated_database, make_user):
+    make_user("grace")
+    # Nothing listens on port 9: every count fails, and signing in must not.
+    app = other_app(migrated_database, RATELIMIT_STORAGE_URI="redis://127.0.0.1:9/0")
+    client = app.test_client()
+    response = client.post_form("/auth/login", {"login": "grace", "password": PASSWORD})
+    assert response.status_code == 303
+
+
+def test_behind_a_trusted_proxy_each_client_address_has_its_own_limit(migrated_database):
+    app = other_app(migrated_database, TRUSTED_PROXIES=1, LOGIN_ADDRESS_LIMIT="2 per minute")
+    client = app.test_client()
+
+    def attempt(address: str) -> int:
+        data = {"login": "nobody", "password": "wrong-password"}
+        headers = {"X-Forwarded-For": address}
+        return client.post_form("/auth/login", data, headers=headers).status_code
+
+    assert [attempt("203.0.113.7") for _ in range(3)] == [422, 422, 429]
+    assert attempt("198.51.100.4") == 422

@@ -8,16 +8,13 @@ from flask_login import current_user, login_required, login_user, logout_user
 from app.blueprints.auth import bp, services
 from app.blueprints.auth.forms import LoginForm, RegistrationForm
 from app.errors import InvalidInput
-from app.extensions import limiter
-from app.web import form_invalid, is_safe_next, redirect_303
-
-
-def login_address_limit() -> str:
-    return current_app.config["LOGIN_ADDRESS_LIMIT"]
-
-
-def register_address_limit() -> str:
-    return current_app.config["REGISTER_ADDRESS_LIMIT"]
+from app.web import (
+    cached_for_visitors,
+    form_invalid,
+    is_safe_next,
+    redirect_303,
+    throttle_address,
+)
 
 
 def start_session(user, remember: bool) -> None:
@@ -26,10 +23,12 @@ def start_session(user, remember: bool) -> None:
 
 
 @bp.route("/register", methods=["GET", "POST"])
-@limiter.limit(register_address_limit, methods=["POST"])
+@cached_for_visitors
 def register():
     if current_user.is_authenticated:
         return redirect(url_for("main.dashboard"))
+    if request.method == "POST":
+        throttle_address(current_app.config["REGISTER_ADDRESS_LIMIT"], "register")
     form = RegistrationForm()
     if not form.validate_on_submit():
         return render_template("auth/register.html", form=form), 422 if form.is_submitted() else 200
@@ -48,12 +47,14 @@ def _registration_fields(form: RegistrationForm) -> dict[str, str]:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(login_address_limit, methods=["POST"])
+@cached_for_visitors
 def login():
     target = request.args.get("next")
     target = target if is_safe_next(target) else None
     if current_user.is_authenticated and request.method == "GET":
         return redirect(target or url_for("main.dashboard"))
+    if request.method == "POST":
+        throttle_address(current_app.config["LOGIN_ADDRESS_LIMIT"], "login")
     form = LoginForm()
     if not form.validate_on_submit():
         return render_template("auth/login.html", form=form), 422 if form.is_submitted() else 200

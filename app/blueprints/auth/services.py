@@ -10,13 +10,13 @@ from pathlib import Path
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
-from limits import parse
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.errors import InvalidInput, Throttled
-from app.extensions import db, limiter
+from app.extensions import db
 from app.models import Role, User
+from app.web import attempts_left, count_attempt, forget_attempts
 
 COMMON_PASSWORDS_FILE = Path(__file__).with_name("common_passwords.txt")
 LOGIN_FAILED = "That username or email and password do not match an account."
@@ -158,9 +158,9 @@ def authenticate(login: str, password: str) -> User:
     whatever address they come from; unknown accounts are locked the same way so that a
     lockout tells nothing about which accounts exist."""
     user = find_by_login(login)
-    lockout = parse(current_app.config["LOGIN_ACCOUNT_LOCKOUT"])
+    lockout = current_app.config["LOGIN_ACCOUNT_LOCKOUT"]
     key = _lockout_key(login, user)
-    if not limiter.limiter.test(lockout, "lockout", key):
+    if not attempts_left(lockout, "lockout", key):
         raise Throttled(LOCKED_OUT)
     if user is None:
         password_hasher().hash(password)  # spend the same time as a real check
@@ -168,9 +168,9 @@ def authenticate(login: str, password: str) -> User:
     else:
         ok = verify_password(user, password)
     if not ok:
-        limiter.limiter.hit(lockout, "lockout", key)
+        count_attempt(lockout, "lockout", key)
         raise InvalidInput({"login": LOGIN_FAILED})
-    limiter.limiter.clear(lockout, "lockout", key)
+    forget_attempts(lockout, "lockout", key)
     db.session.commit()  # a rehashed password, if the cost changed
     return user
 

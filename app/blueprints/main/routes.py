@@ -7,9 +7,11 @@ from flask_login import current_user, login_required
 
 from app.blueprints.main import bp, services
 from app.extensions import limiter
+from app.web import cached_for_visitors
 
 
 @bp.get("/")
+@cached_for_visitors
 def home():
     if current_user.is_authenticated:
         return redirect(url_for("main.dashboard"))

@@ -15,7 +15,7 @@ HealthCheck = Callable[[], str]
 def database_health() -> str:
     try:
         db.session.execute(text("SELECT 1"))
-    except Exception as error:
+    except Exception as error:  # any failure is reported, not raised
         db.session.rollback()
         return f"error: {type(error).__name__}"
     return "ok"
