@@ -116,7 +116,7 @@ def print_demo_accounts() -> None:
     click.echo(f"Demo accounts (password for all: {DEMO_PASSWORD}):")
     for username, full_name, role in DEMO_USERS:
         email = f"{username}@campus.example"
-        click.echo(f"  {role.value:<8} {username:<10} {email:<22} {full_name}")
+        click.echo(f"  {role.value:<8} {username:<10} {email:<25} {full_name}")
 
 
 def register_cli(app: Flask) -> None:
