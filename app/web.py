@@ -118,15 +118,20 @@ def register_security_headers(app: Flask) -> None:
         return response
 
 
+def add_errors(form: Any, error: InvalidInput) -> None:
+    """Put a service's messages beside the form's fields."""
+    for name, message in error.errors.items():
+        field = getattr(form, name)
+        field.errors = [*field.errors, message]
+
+
 def form_invalid(template: str, invalid: Any, error: InvalidInput | None = None, **context: Any):
     """The page again with every message beside its field: 422.
 
     The `invalid` form gets the service's messages; the template sees it as `form` unless the
     context names the forms itself (a page with two forms)."""
     if error is not None:
-        for name, message in error.errors.items():
-            field = getattr(invalid, name)
-            field.errors = [*field.errors, message]
+        add_errors(invalid, error)
     context.setdefault("form", invalid)
     return render_template(template, **context), 422
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.browser.accessibility import axe_violations, describe
+
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(__file__).with_name("screenshots")
@@ -89,7 +91,11 @@ def browser() -> Iterator[object]:
 @pytest.fixture
 def page(app, browser, live_server: str) -> Iterator[object]:
     width, height = WIDTHS["desktop"]
-    context = browser.new_context(base_url=live_server, viewport={"width": width, "height": height})
+    # Reduced motion: Pico then skips its transitions, so a colour-scheme switch is complete
+    # before the screenshot and the contrast check.
+    context = browser.new_context(
+        base_url=live_server, viewport={"width": width, "height": height}, reduced_motion="reduce"
+    )
     context.set_default_timeout(10_000)
     page = context.new_page()
     errors: list[str] = []
@@ -101,7 +107,9 @@ def page(app, browser, live_server: str) -> Iterator[object]:
             errors.append(message.text)
 
     def asset(response) -> None:
-        if response.request.resource_type != "document" and response.status >= 400:
+        # htmx's requests answer 422 on purpose; styles, scripts, images and fonts never fail.
+        kinds = ("stylesheet", "script", "image", "font")
+        if response.request.resource_type in kinds and response.status >= 400:
             errors.append(f"{response.status} {response.url}")
 
     page.on("console", console)
@@ -111,16 +119,38 @@ def page(app, browser, live_server: str) -> Iterator[object]:
     assert errors == [], f"the page reported errors: {errors}"
 
 
+CHECKED_PAGES: dict[str, int] = {}  # page name -> axe-core violations found on it
+
+
 @pytest.fixture
-def shoot():
-    """Save the current page at a phone and a desktop width, full length."""
+def visit(app):
+    """Check the page the browser shows with axe-core, at a phone and a desktop width, in the
+    light and the dark colour scheme, and save a screenshot of each. Fails on any violation."""
     SCREENSHOTS.mkdir(exist_ok=True)
 
-    def take(page, name: str) -> None:
+    def check(page, name: str) -> None:
         original = page.viewport_size
-        for label, (width, height) in WIDTHS.items():
-            page.set_viewport_size({"width": width, "height": height})
-            page.screenshot(path=SCREENSHOTS / f"{name}-{label}.png", full_page=True)
+        problems = []
+        for scheme in ("light", "dark"):
+            page.emulate_media(color_scheme=scheme)
+            for label, (width, height) in WIDTHS.items():
+                page.set_viewport_size({"width": width, "height": height})
+                suffix = label if scheme == "light" else f"{label}-dark"
+                page.screenshot(path=SCREENSHOTS / f"{name}-{suffix}.png", full_page=True)
+                violations = axe_violations(page)
+                if violations:
+                    problems.append(f"{name} ({label}, {scheme}):\n{describe(violations)}")
+        page.emulate_media(color_scheme="light")
         page.set_viewport_size(original)
+        CHECKED_PAGES[name] = len(problems)
+        assert not problems, "axe-core found accessibility violations:\n" + "\n".join(problems)
 
-    return take
+    return check
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if CHECKED_PAGES:
+        failing = sum(1 for count in CHECKED_PAGES.values() if count)
+        terminalreporter.write_line(
+            f"axe-core: {len(CHECKED_PAGES)} distinct pages checked, {failing} with violations"
+        )

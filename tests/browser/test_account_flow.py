@@ -13,19 +13,19 @@ PASSWORD = "my-first-campus-pass"
 NEW_PASSWORD = "my-second-campus-pass"
 
 
-def test_register_login_edit_profile_change_password_logout(page, shoot, make_user):
+def test_register_login_edit_profile_change_password_logout(page, visit, make_user):
     page.goto("/")
-    shoot(page, "home")
+    visit(page, "home")
     page.get_by_role("navigation").get_by_role("link", name="Register").click()
     expect(page.get_by_role("heading", name="Create an account")).to_be_visible()
-    shoot(page, "register")
+    visit(page, "register")
 
     # A mistake first: the messages appear beside the fields and the first one takes focus.
     page.get_by_label("Username").fill("x")
     page.get_by_role("button", name="Create account").click()
     expect(page.locator("#username-error")).to_contain_text("3 to 32 characters")
     expect(page.locator("#username")).to_be_focused()
-    shoot(page, "register-errors")
+    visit(page, "register-errors")
 
     page.get_by_label("Username").fill("Marie.Curie")
     page.get_by_label("Email").fill("marie@school.example")
@@ -37,11 +37,11 @@ def test_register_login_edit_profile_change_password_logout(page, shoot, make_us
     expect(page).to_have_url(re.compile(r"/dashboard$"))
     expect(page.get_by_role("status")).to_contain_text("Welcome to Campus, Marie Curie")
     expect(page.locator("#notification-count")).to_have_text("0")
-    shoot(page, "dashboard")
+    visit(page, "dashboard")
 
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(re.compile(r"/auth/login$"))
-    shoot(page, "login")
+    visit(page, "login")
 
     page.get_by_label("Username or email").fill("MARIE@school.example")
     page.get_by_label("Password").fill(PASSWORD)
@@ -50,14 +50,19 @@ def test_register_login_edit_profile_change_password_logout(page, shoot, make_us
 
     page.get_by_role("link", name="marie.curie").click()
     expect(page.get_by_role("heading", name="Marie Curie")).to_be_visible()
-    shoot(page, "profile")
+    visit(page, "profile")
 
     page.get_by_role("link", name="Edit profile").click()
     page.get_by_label("Full name").fill("Marie Skłodowska-Curie")
     page.get_by_label("About me").fill("Physicist and chemist.\nTwo Nobel prizes.")
-    shoot(page, "profile-edit")
+    visit(page, "profile-edit")
     page.get_by_role("button", name="Save profile").click()
-    expect(page.get_by_role("status")).to_contain_text("Your profile is saved")
+    # Saved through htmx: the form is swapped in place, the message lands in the live region
+    # and focus on the form's heading.
+    expect(page.locator("#flashes").get_by_role("status")).to_contain_text("Your profile is saved")
+    expect(page.get_by_role("heading", name="About you")).to_be_focused()
+    expect(page).to_have_url(re.compile(r"/profile/edit$"))
+    page.goto("/profile")
     expect(page.get_by_role("heading", name="Marie Skłodowska-Curie")).to_be_visible()
     expect(page.locator(".bio")).to_contain_text("Two Nobel prizes.")
 
@@ -73,7 +78,7 @@ def test_register_login_edit_profile_change_password_logout(page, shoot, make_us
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#login-error")).to_contain_text("do not match")
-    shoot(page, "login-errors")
+    visit(page, "login-errors")
     page.get_by_label("Password").fill(NEW_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(re.compile(r"/dashboard$"))
@@ -81,11 +86,11 @@ def test_register_login_edit_profile_change_password_logout(page, shoot, make_us
     make_user("ada", full_name="Ada Lovelace")
     page.goto("/users/ada")
     expect(page.get_by_role("heading", name="Ada Lovelace")).to_be_visible()
-    shoot(page, "public-profile")
+    visit(page, "public-profile")
 
     page.goto("/no/such/page")
     expect(page.get_by_role("heading", name="Not found")).to_be_visible()
-    shoot(page, "error-404")
+    visit(page, "error-404")
 
 
 def test_a_page_behind_login_comes_back_after_signing_in(page, make_user):

@@ -161,3 +161,28 @@ def test_public_profile_hides_the_email(client, grace, make_user):
 def test_public_profile_of_nobody_is_404(client, grace):
     assert client.get("/users/nobody").status_code == 404
     assert db.session.scalar(select(User.username).where(User.username == "nobody")) is None
+
+
+def test_htmx_save_answers_the_form_alone_with_the_message_for_the_live_region(client, grace):
+    token = client.csrf_token()
+    headers = {"HX-Request": "true", "X-CSRFToken": token}
+    saved = client.post(
+        "/profile/edit",
+        data={"full_name": "Grace B. Hopper", "email": "grace@school.example", "bio": ""},
+        headers=headers,
+    )
+    html = saved.get_data(as_text=True)
+    assert saved.status_code == 200
+    assert "<html" not in html and 'id="profile-form"' in html
+    assert 'hx-swap-oob="innerHTML:#flashes"' in html and "Your profile is saved." in html
+    assert db.session.get(User, grace.id).full_name == "Grace B. Hopper"
+
+    invalid = client.post(
+        "/profile/edit",
+        data={"full_name": "", "email": "grace@school.example", "bio": ""},
+        headers=headers,
+    )
+    assert invalid.status_code == 422
+    assert "<html" not in invalid.get_data(as_text=True)
+    assert "HX-Request" in invalid.headers["Vary"]
+    assert field_error(invalid.get_data(as_text=True), "full_name")

@@ -150,7 +150,9 @@ def create_user(username: str, email: str, full_name: str, password: str, role: 
 
 
 def _lockout_key(login: str, user: User | None) -> str:
-    return f"user:{user.id}" if user else f"login:{login.strip().lower()}"
+    # By username, which never changes or passes to another account (an id may be reused by
+    # SQLite after a deletion); sign-ins by username and by email count together.
+    return f"user:{user.username}" if user else f"login:{login.strip().lower()}"
 
 
 def authenticate(login: str, password: str) -> User:

@@ -9,7 +9,10 @@ from app.blueprints.auth import services as accounts
 from app.blueprints.profile import bp, services
 from app.blueprints.profile.forms import PasswordForm, ProfileForm
 from app.errors import InvalidInput
-from app.web import form_invalid, redirect_303
+from app.web import add_errors, form_invalid, is_htmx, redirect_303, render_page_or_partial
+
+PROFILE_FORM = "profile/_profile_form.html"
+SAVED = "Your profile is saved."
 
 
 @bp.get("/profile")
@@ -22,15 +25,18 @@ def show():
 @login_required
 def edit():
     form = ProfileForm(obj=current_user)
-    password_form = PasswordForm(formdata=None)
+    page = {"form": form, "password_form": PasswordForm(formdata=None)}
     if not form.validate_on_submit():
         status = 422 if form.is_submitted() else 200
-        return render_template("profile/edit.html", form=form, password_form=password_form), status
+        return render_page_or_partial("profile/edit.html", PROFILE_FORM, status, **page)
     try:
         services.update_profile(current_user, form.full_name.data, form.email.data, form.bio.data)
     except InvalidInput as error:
-        return form_invalid("profile/edit.html", form, error, password_form=password_form)
-    flash("Your profile is saved.", "status")
+        add_errors(form, error)
+        return render_page_or_partial("profile/edit.html", PROFILE_FORM, 422, **page)
+    if is_htmx():
+        return render_template(PROFILE_FORM, form=form, saved=SAVED)
+    flash(SAVED, "status")
     return redirect_303(url_for("profile.show"))
 
 

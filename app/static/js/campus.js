@@ -12,14 +12,18 @@
     event.detail.headers["X-CSRFToken"] = csrfToken();
   });
 
-  // After a swap, put focus on the first invalid field, or else on the swapped region, so
-  // keyboard and screen-reader users land where the change happened.
+  // After a swap, focus the first invalid field, or else the part marked to take focus (a
+  // heading with tabindex="-1"), so keyboard and screen-reader users land where the change
+  // happened. Messages are announced by the #flashes live region.
   document.addEventListener("htmx:afterSettle", function (event) {
     var target = event.detail.target;
-    if (!target || !document.body.contains(target)) return;
-    var invalid = target.querySelector('[aria-invalid="true"]');
-    if (invalid) {
-      invalid.focus();
+    if (target && !document.body.contains(target) && target.id) {
+      target = document.getElementById(target.id); // an outerHTML swap replaced it
     }
+    if (!target) return;
+    var landing =
+      target.querySelector('[aria-invalid="true"]') ||
+      target.querySelector("[data-focus-after-swap]");
+    if (landing) landing.focus();
   });
 })();

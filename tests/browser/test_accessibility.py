@@ -1,0 +1,201 @@
+"""Every page, checked by axe-core signed out and signed in with each role; the keyboard alone
+is enough to register, sign in and edit one's profile."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+
+import pytest
+from playwright.sync_api import expect
+from werkzeug.exceptions import HTTPException
+
+pytestmark = pytest.mark.browser
+
+PASSWORD = "keyboard-only-secret"
+NOT_PAGES = {"static", "main.healthz"}  # a file server and a JSON answer
+
+
+def html_endpoints(app) -> set[str]:
+    return {
+        rule.endpoint
+        for rule in app.url_map.iter_rules()
+        if "GET" in rule.methods and rule.endpoint not in NOT_PAGES
+    }
+
+
+def test_every_page_passes_axe_for_every_role(app, page, visit, make_user):
+    adapter = app.url_map.bind("localhost")
+    seen: set[str] = set()
+
+    def check(name: str) -> None:
+        path = re.sub(r"^https?://[^/]+", "", page.url).split("?")[0]
+        with contextlib.suppress(HTTPException):  # an error page has no endpoint
+            seen.add(adapter.match(path)[0])
+        visit(page, name)
+
+    def sign_in(username: str) -> None:
+        page.goto("/auth/login")
+        page.get_by_label("Username or email").fill(username)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page).to_have_url(re.compile(r"/dashboard$"))
+
+    make_user("ada", full_name="Ada Lovelace", password=PASSWORD)
+    for role in ("student", "teacher", "admin"):
+        make_user(f"a{role}", role=role, password=PASSWORD)
+
+    # Signed out, including the forms shown again with their messages and the error pages.
+    page.goto("/")
+    check("home")
+    page.goto("/auth/login")
+    check("login")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#login-error")).to_be_visible()
+    check("login-422")
+    page.goto("/auth/register")
+    check("register")
+    page.get_by_role("button", name="Create account").click()
+    expect(page.locator("#username-error")).to_be_visible()
+    check("register-422")
+    page.goto("/no/such/page")
+    check("error-404")
+    page.goto("/auth/logout")
+    check("error-405")
+    page.goto("/auth/login")
+    page.evaluate("document.querySelector('input[name=csrf_token]').value = 'forged'")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Bad request")).to_be_visible()
+    check("error-400")
+    for _ in range(11):
+        page.goto("/auth/login")
+        page.get_by_label("Username or email").fill("ada")
+        page.get_by_label("Password").fill("not-her-password")
+        page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Too many attempts")).to_be_visible()
+    check("error-429")
+
+    # Signed in, each role.
+    for role in ("student", "teacher", "admin"):
+        sign_in(f"a{role}")
+        check(f"dashboard-{role}")
+        page.goto("/profile")
+        check(f"profile-{role}")
+        page.goto("/users/ada")
+        check(f"public-profile-{role}")
+        page.goto("/profile/edit")
+        check(f"profile-edit-{role}")
+        page.get_by_role("button", name="Sign out").click()
+
+    sign_in("astudent")
+    page.goto("/profile/edit")
+    page.get_by_label("Email").fill("not-an-email")
+    page.get_by_role("button", name="Save profile").click()  # through htmx: 422 swapped in
+    expect(page.locator("#email-error")).to_be_visible()
+    check("profile-edit-422")
+    page.get_by_role("button", name="Change password").click()  # a plain form: the whole page
+    expect(page.locator("#current_password-error")).to_be_visible()
+    check("password-422")
+
+    assert html_endpoints(app) <= seen, f"pages never checked: {html_endpoints(app) - seen}"
+
+
+def focus_is_visible(page) -> bool:
+    """The focused element shows it: an outline or a focus ring (box-shadow)."""
+    return page.evaluate(
+        """() => {
+          const el = document.activeElement;
+          if (!el || el === document.body) return false;
+          const style = getComputedStyle(el);
+          const outline = style.outlineStyle !== "none" && parseFloat(style.outlineWidth) > 0;
+          return outline || style.boxShadow !== "none";
+        }"""
+    )
+
+
+def tab_to(page, locator, backwards: bool = False, limit: int = 40) -> None:
+    """Press Tab (or Shift+Tab) until the locator has focus; focus must show at every stop."""
+    key = "Shift+Tab" if backwards else "Tab"
+    for _ in range(limit):
+        page.keyboard.press(key)
+        assert focus_is_visible(page), "focus is not visible on " + page.evaluate(
+            "document.activeElement.outerHTML.slice(0, 120)"
+        )
+        if locator.evaluate("el => el === document.activeElement"):
+            return
+    raise AssertionError(f"{locator} never took focus with {key}")
+
+
+def test_register_sign_in_and_edit_profile_with_the_keyboard_alone(page):
+    page.goto("/auth/register")
+
+    # The first stop is the skip link; Enter takes focus past the navigation.
+    page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to content")
+    expect(skip).to_be_focused()
+    assert focus_is_visible(page)
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+
+    tab_to(page, page.get_by_label("Username"))
+    page.keyboard.type("Keys.Only")
+    page.keyboard.press("Tab")
+    page.keyboard.type("keys@school.example")
+    page.keyboard.press("Tab")
+    page.keyboard.type("Kim Keys")
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Tab")
+    page.keyboard.type("a typo here")
+    page.keyboard.press("Enter")
+
+    # The mismatch comes back beside its field, and that field has focus.
+    expect(page.locator("#password_confirm-error")).to_contain_text("do not match")
+    expect(page.get_by_label("Confirm password")).to_be_focused()
+    tab_to(page, page.get_by_label("Password", exact=True), backwards=True)
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    tab_to(page, page.get_by_role("button", name="Create account"))
+    page.keyboard.press("Space")
+    expect(page).to_have_url(re.compile(r"/dashboard$"))
+
+    tab_to(page, page.get_by_role("button", name="Sign out"))
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/auth/login$"))
+
+    tab_to(page, page.get_by_label("Username or email"))
+    page.keyboard.type("keys.only")
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Tab")
+    page.keyboard.press("Space")  # keep me signed in
+    expect(page.get_by_label("Keep me signed in on this device")).to_be_checked()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/dashboard$"))
+
+    tab_to(page, page.get_by_role("link", name="keys.only"))
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/profile$"))
+    tab_to(page, page.get_by_role("link", name="Edit profile"))
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/profile/edit$"))
+
+    tab_to(page, page.get_by_label("About me"))
+    page.keyboard.type("I use the keyboard.")
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
+    expect(page.get_by_label("Full name")).to_be_focused()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("Kim Keyboard")
+    tab_to(page, page.get_by_role("button", name="Save profile"))
+    page.keyboard.press("Enter")
+
+    # Saved through htmx: announced in the live region, focus on the form's heading.
+    expect(page.locator("#flashes")).to_have_attribute("aria-live", "polite")
+    expect(page.locator("#flashes").get_by_role("status")).to_contain_text("saved")
+    expect(page.get_by_role("heading", name="About you")).to_be_focused()
+    assert focus_is_visible(page)
+    page.goto("/profile")
+    expect(page.get_by_role("heading", name="Kim Keyboard")).to_be_visible()
+    expect(page.locator(".bio")).to_have_text("I use the keyboard.")
