@@ -39,12 +39,18 @@ def create_app(config: str | type[Config] | None = None, **overrides: object) ->
     configure_login(app)
 
     from app.blueprints.auth import bp as auth_bp
+    from app.blueprints.courses import bp as courses_bp
+    from app.blueprints.enrollments import bp as enrollments_bp
     from app.blueprints.main import bp as main_bp
+    from app.blueprints.notifications import bp as notifications_bp
     from app.blueprints.profile import bp as profile_bp
 
     app.register_blueprint(main_bp)
     app.register_blueprint(auth_bp, url_prefix="/auth")
     app.register_blueprint(profile_bp)
+    app.register_blueprint(courses_bp)
+    app.register_blueprint(enrollments_bp)
+    app.register_blueprint(notifications_bp)
 
     from app.cli import register_cli
     from app.errors import register_error_handlers

@@ -6,17 +6,14 @@ from flask import Flask
 from flask_login import current_user
 
 
-def unread_notification_count() -> int:
-    """The number behind #notification-count. Notifications are stored by a later feature;
-    until they exist nobody has any unread."""
-    return 0
-
-
 def register_template_helpers(app: Flask) -> None:
     @app.context_processor
     def layout_context() -> dict:
-        count = unread_notification_count() if current_user.is_authenticated else 0
-        return {"notification_count": count}
+        if not current_user.is_authenticated:
+            return {"notification_count": 0}
+        from app.blueprints.notifications.services import unread_count
+
+        return {"notification_count": unread_count(current_user)}
 
     @app.template_filter("date")
     def format_date(value) -> str:

@@ -39,10 +39,10 @@ def redirect_303(location: str) -> Response:
     return redirect(location, code=303)
 
 
-def render_page_or_partial(page: str, partial: str, status: int = 200, **context: Any):
+def render_page_or_partial(full: str, partial: str, status: int = 200, **context: Any):
     """The full page for a normal request, only the partial when htmx asked for it."""
     template = (
-        partial if is_htmx() and not request.headers.get("HX-History-Restore-Request") else page
+        partial if is_htmx() and not request.headers.get("HX-History-Restore-Request") else full
     )
     response = Response(render_template(template, **context), status=status)
     response.vary.add("HX-Request")
@@ -210,3 +210,9 @@ def throttle_address(limits: str, scope: str) -> None:
     costs every GET of the page too."""
     if not count_attempt(limits, scope, get_remote_address()):
         raise Throttled("Too many attempts from your network. Wait a minute, then try again.")
+
+
+def page_number() -> int:
+    """`?page=N` as a whole number of at least 1; anything else is page 1."""
+    value = request.args.get("page", "1")
+    return int(value) if value.isdigit() and 0 < len(value) < 7 else 1

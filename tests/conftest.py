@@ -127,3 +127,44 @@ def login_as(client: CampusClient) -> Callable[..., object]:
         return response
 
     return login
+
+
+@pytest.fixture
+def make_course(app: Flask, make_user) -> Callable[..., object]:
+    from app.blueprints.courses import services as courses
+
+    def make(teacher: User | None = None, **fields: object) -> object:
+        teacher = teacher or make_user(role="teacher")
+        draft = courses.CourseDraft(
+            title=str(fields.get("title", "Introduction to Astronomy")),
+            description=str(fields.get("description", "Stars, planets and the sky at night.")),
+            keywords=list(fields.get("keywords", ["astronomy", "science"])),
+            capacity=fields.get("capacity"),
+            published=bool(fields.get("published", True)),
+        )
+        return courses.create(teacher, draft)
+
+    return make
+
+
+@pytest.fixture
+def count_queries(app: Flask):
+    """Count the SQL statements run inside a `with count_queries() as counted:` block."""
+    from contextlib import contextmanager
+
+    from sqlalchemy import event
+
+    @contextmanager
+    def counting():
+        statements: list[str] = []
+
+        def record(conn, cursor, statement, *args) -> None:
+            statements.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", record)
+        try:
+            yield statements
+        finally:
+            event.remove(db.engine, "before_cursor_execute", record)
+
+    return counting

@@ -1,5 +1,8 @@
 """The database models, one module per aggregate."""
 
+from app.models.course import Course
+from app.models.enrollment import Enrollment, EnrollmentStatus
+from app.models.notification import Notification
 from app.models.user import Role, User
 
-__all__ = ["Role", "User"]
+__all__ = ["Course", "Enrollment", "EnrollmentStatus", "Notification", "Role", "User"]

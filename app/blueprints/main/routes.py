@@ -21,7 +21,7 @@ def home():
 @bp.get("/dashboard")
 @login_required
 def dashboard():
-    return render_template("main/dashboard.html")
+    return render_template("main/dashboard.html", **services.dashboard(current_user))
 
 
 @bp.get("/healthz")

@@ -1,0 +1,70 @@
+"""Routes for the catalogue, the course page, and creating and editing courses."""
+
+from __future__ import annotations
+
+from flask import flash, render_template, url_for
+from flask_login import current_user
+
+from app.blueprints.courses import bp, services
+from app.blueprints.courses.forms import CourseForm
+from app.blueprints.enrollments.services import Place, place_of
+from app.errors import InvalidInput
+from app.models import Role
+from app.web import form_invalid, page_number, redirect_303, render_page_or_partial, role_required
+
+
+@bp.get("/courses")
+def index():
+    page = services.catalogue(page_number())
+    return render_page_or_partial("courses/index.html", "courses/_list.html", page=page)
+
+
+@bp.get("/courses/new")
+@role_required(Role.TEACHER, Role.ADMIN)
+def new():
+    return render_template("courses/form.html", form=CourseForm(), course=None)
+
+
+@bp.post("/courses")
+@role_required(Role.TEACHER, Role.ADMIN)
+def create():
+    form = CourseForm()
+    if not form.validate():
+        return form_invalid("courses/form.html", form, course=None)
+    course = services.create(current_user, draft_from(form))
+    flash(f"“{course.title}” is created{'' if course.published else ' as a draft'}.", "status")
+    return redirect_303(url_for("courses.detail", course_id=course.id))
+
+
+@bp.get("/courses/<int:course_id>")
+def detail(course_id: int):
+    item = services.visible_course(current_user, course_id)
+    is_student = current_user.is_authenticated and current_user.role == Role.STUDENT
+    place = place_of(current_user, course_id) if is_student else Place("none")
+    return render_template("courses/detail.html", item=item, place=place, is_student=is_student)
+
+
+@bp.route("/courses/<int:course_id>/edit", methods=["GET", "POST"])
+@role_required(Role.TEACHER, Role.ADMIN)
+def edit(course_id: int):
+    course = services.managed_course(current_user, course_id)
+    form = CourseForm(obj=course)
+    if not form.validate_on_submit():
+        status = 422 if form.is_submitted() else 200
+        return render_template("courses/form.html", form=form, course=course), status
+    try:
+        services.update(current_user, course_id, draft_from(form))
+    except InvalidInput as error:
+        return form_invalid("courses/form.html", form, error, course=course)
+    flash("The course is saved.", "status")
+    return redirect_303(url_for("courses.detail", course_id=course_id))
+
+
+def draft_from(form: CourseForm) -> services.CourseDraft:
+    return services.CourseDraft(
+        title=form.title.data,
+        description=form.description.data or "",
+        keywords=form.keyword_list,
+        capacity=form.capacity_value,
+        published=form.published.data,
+    )

@@ -1,0 +1,192 @@
+"""Course rules: who may see and change a course, the catalogue, capacity changes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Select, func, select, text
+from sqlalchemy.orm import contains_eager
+
+from app.blueprints.notifications.services import notify
+from app.errors import InvalidInput, NotAllowed, NotFound
+from app.extensions import db
+from app.models import Course, Enrollment, EnrollmentStatus, Role, User
+
+PAGE_SIZE = 20
+
+
+@dataclass(frozen=True)
+class CourseDraft:
+    """What a teacher types into the course form, already checked by the form."""
+
+    title: str
+    description: str
+    keywords: list[str]
+    capacity: int | None
+    published: bool
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A course as a list shows it: with its teacher and how many are enrolled."""
+
+    course: Course
+    enrolled: int
+
+    @property
+    def seats_left(self) -> int | None:
+        return self.course.seats_left(self.enrolled)
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Listed]
+    number: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // PAGE_SIZE))
+
+
+def enrolled_count_column():
+    """How many are enrolled in each course, computed in the same query as the list."""
+    return (
+        select(func.count(Enrollment.id))
+        .where(Enrollment.course_id == Course.id, Enrollment.status == EnrollmentStatus.ENROLLED)
+        .correlate(Course)
+        .scalar_subquery()
+        .label("enrolled")
+    )
+
+
+def listed(query: Select) -> list[Listed]:
+    """Courses with their teacher and enrolment count: one query, whatever the number."""
+    query = query.add_columns(enrolled_count_column()).join(Course.teacher)
+    query = query.options(contains_eager(Course.teacher))
+    return [Listed(course, enrolled) for course, enrolled in db.session.execute(query)]
+
+
+def catalogue(number: int) -> Page:
+    total = db.session.scalar(select(func.count()).select_from(Course).where(Course.published))
+    pages = max(1, -(-total // PAGE_SIZE))
+    number = min(max(number, 1), pages)
+    query = (
+        select(Course)
+        .where(Course.published)
+        .order_by(Course.created_at.desc(), Course.id.desc())
+        .limit(PAGE_SIZE)
+        .offset((number - 1) * PAGE_SIZE)
+    )
+    return Page(listed(query), number, total)
+
+
+def can_manage(user: User, course: Course) -> bool:
+    return user.is_authenticated and (user.id == course.teacher_id or user.role == Role.ADMIN)
+
+
+def visible_course(user: User, course_id: int) -> Listed:
+    """The course with its teacher and count. A draft is missing for all but its owner and
+    admins (404), like a course that does not exist."""
+    found = listed(select(Course).where(Course.id == course_id))
+    if not found or not (found[0].course.published or can_manage(user, found[0].course)):
+        raise NotFound("There is no such course.")
+    return found[0]
+
+
+def managed_course(user: User, course_id: int) -> Course:
+    """A course this user may change. Someone who may see it but not change it gets 403."""
+    course = visible_course(user, course_id).course
+    if not can_manage(user, course):
+        raise NotAllowed("Only the course's teacher can change it.")
+    return course
+
+
+def create(teacher: User, draft: CourseDraft) -> Course:
+    if teacher.role not in (Role.TEACHER, Role.ADMIN):
+        raise NotAllowed("Only teachers create courses.")
+    course = Course(teacher_id=teacher.id)
+    _apply(course, draft)
+    db.session.add(course)
+    db.session.commit()
+    return course
+
+
+def lock(course_id: int) -> Course:
+    """Start a transaction that holds the course against concurrent enrolments and edits.
+
+    PostgreSQL locks the course's row (SELECT … FOR UPDATE). SQLite has one writer at a time:
+    BEGIN IMMEDIATE takes that lock at the start, so two transactions never both read the
+    same count and then both write."""
+    db.session.commit()  # end any read transaction: the lock must start a fresh one
+    if db.session.get_bind().dialect.name == "sqlite":
+        db.session.execute(text("BEGIN IMMEDIATE"))
+    course = db.session.scalar(
+        select(Course)
+        .where(Course.id == course_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if course is None:
+        db.session.rollback()
+        raise NotFound("There is no such course.")
+    return course
+
+
+def enrolled_count(course_id: int) -> int:
+    return db.session.scalar(
+        select(func.count(Enrollment.id)).where(
+            Enrollment.course_id == course_id, Enrollment.status == EnrollmentStatus.ENROLLED
+        )
+    )
+
+
+def update(user: User, course_id: int, draft: CourseDraft) -> Course:
+    """Change a course. Capacity never drops below those enrolled; raising it (or making it
+    unlimited) fills the new seats from the waitlist. Students are told when their course is
+    renamed or unpublished."""
+    managed_course(user, course_id)
+    course = lock(course_id)
+    enrolled = enrolled_count(course_id)
+    if draft.capacity is not None and draft.capacity < enrolled:
+        db.session.rollback()
+        raise InvalidInput(
+            {"capacity": f"{enrolled} students are enrolled: the capacity cannot be lower."}
+        )
+    renamed = course.title != draft.title
+    unpublished = course.published and not draft.published
+    old_title = course.title
+    _apply(course, draft)
+    from app.blueprints.enrollments.services import fill_from_waitlist, participant_ids
+
+    fill_from_waitlist(course, enrolled)
+    link = f"/courses/{course.id}"
+    if unpublished:
+        notify(
+            participant_ids(course.id),
+            "course_unpublished",
+            f"“{old_title}” is no longer published.",
+            link,
+        )
+    elif renamed:
+        notify(
+            participant_ids(course.id),
+            "course_renamed",
+            f"“{old_title}” is now called “{course.title}”.",
+            link,
+        )
+    db.session.commit()
+    return course
+
+
+def _apply(course: Course, draft: CourseDraft) -> None:
+    course.title = draft.title
+    course.description = draft.description.replace("\r\n", "\n")
+    course.keywords = ", ".join(draft.keywords)
+    course.capacity = draft.capacity
+    course.published = draft.published
+
+
+def taught_by(user: User) -> list[Listed]:
+    query = select(Course).where(Course.teacher_id == user.id).order_by(Course.created_at.desc())
+    return listed(query)

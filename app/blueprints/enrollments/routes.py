@@ -1,0 +1,52 @@
+"""Routes for enrolling, withdrawing and the roster."""
+
+from __future__ import annotations
+
+from flask import Response, flash, render_template, request, url_for
+from flask_login import current_user
+
+from app.blueprints.courses.services import visible_course
+from app.blueprints.enrollments import bp, services
+from app.models import Role
+from app.web import is_htmx, redirect_303, role_required
+
+
+def answer(course_id: int, outcome: services.Outcome):
+    """htmx swaps the enrolment part of the course page; a plain form goes back to the page."""
+    if is_htmx():
+        item = visible_course(current_user, course_id)
+        return render_template(
+            "enrollments/_place.html",
+            item=item,
+            place=outcome.place,
+            is_student=True,
+            message=outcome.message,
+        )
+    flash(outcome.message, "status")
+    return redirect_303(url_for("courses.detail", course_id=course_id))
+
+
+@bp.post("/courses/<int:course_id>/enroll")
+@role_required(Role.STUDENT)
+def enroll(course_id: int):
+    return answer(course_id, services.enroll(current_user, course_id))
+
+
+@bp.post("/courses/<int:course_id>/withdraw")
+@role_required(Role.STUDENT)
+def withdraw(course_id: int):
+    return answer(course_id, services.withdraw(current_user, course_id))
+
+
+@bp.get("/courses/<int:course_id>/students")
+@role_required(Role.TEACHER, Role.ADMIN)
+def roster(course_id: int):
+    roster = services.roster(current_user, course_id)
+    if request.args.get("format") == "csv":
+        filename = f"roster-course-{roster.course.id}.csv"
+        return Response(
+            services.roster_csv(roster),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+    return render_template("enrollments/roster.html", roster=roster)

@@ -1,0 +1,259 @@
+"""Enrolment rules: capacity never exceeded, the waitlist in order, one row per student."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import contains_eager
+
+from app.blueprints.courses.services import enrolled_count, lock, visible_course
+from app.blueprints.notifications.services import notify
+from app.errors import NotAllowed
+from app.extensions import db
+from app.models import Course, Enrollment, EnrollmentStatus, Role, User
+
+ENROLLED, WAITLISTED = EnrollmentStatus.ENROLLED.value, EnrollmentStatus.WAITLISTED.value
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a student stands in a course: "enrolled", "waitlisted" (with a position) or "none"."""
+
+    status: str
+    position: int | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    place: Place
+    message: str
+    changed: bool
+
+
+def place_of(student: User, course_id: int) -> Place:
+    enrollment = db.session.scalar(
+        select(Enrollment).where(
+            Enrollment.course_id == course_id, Enrollment.student_id == student.id
+        )
+    )
+    if enrollment is None:
+        return Place("none")
+    if enrollment.status == ENROLLED:
+        return Place(ENROLLED)
+    return Place(WAITLISTED, waitlist_position(enrollment))
+
+
+def waitlist_position(enrollment: Enrollment) -> int:
+    ahead = db.session.scalar(
+        select(func.count(Enrollment.id)).where(
+            Enrollment.course_id == enrollment.course_id,
+            Enrollment.status == WAITLISTED,
+            Enrollment.id < enrollment.id,
+        )
+    )
+    return ahead + 1
+
+
+def _only_students(user: User) -> None:
+    if user.role != Role.STUDENT:
+        raise NotAllowed("Only students enrol in courses.")
+
+
+def enroll(student: User, course_id: int) -> Outcome:
+    """Enrol, or join the waitlist when the course is full. Holding the course's lock, the
+    count cannot change between reading it and adding the student."""
+    _only_students(student)
+    visible_course(student, course_id)  # a draft or a missing course: 404
+    course = lock(course_id)
+    if not course.published:
+        db.session.rollback()
+        return Outcome(Place("none"), "This course is not open for enrolment.", changed=False)
+    current = place_of(student, course_id)
+    if current.status != "none":
+        db.session.rollback()
+        return Outcome(current, _already(current), changed=False)
+    full = course.capacity is not None and enrolled_count(course_id) >= course.capacity
+    db.session.add(
+        Enrollment(
+            course_id=course_id, student_id=student.id, status=WAITLISTED if full else ENROLLED
+        )
+    )
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # The same student's other request got there first (a double click).
+        db.session.rollback()
+        place = place_of(student, course_id)
+        return Outcome(place, _already(place), changed=False)
+    place = place_of(student, course_id)
+    if full:
+        message = f"The course is full: you are number {place.position} on the waitlist."
+    else:
+        message = f"You are enrolled in {course.title}."
+    return Outcome(place, message, changed=True)
+
+
+def _already(place: Place) -> str:
+    if place.status == ENROLLED:
+        return "You are already enrolled."
+    return f"You are already on the waitlist, number {place.position}."
+
+
+def withdraw(student: User, course_id: int) -> Outcome:
+    """Leave a course or its waitlist. A freed seat goes to the first on the waitlist in the
+    same transaction, and they are told."""
+    _only_students(student)
+    visible_course(student, course_id)
+    course = lock(course_id)
+    enrollment = db.session.scalar(
+        select(Enrollment).where(
+            Enrollment.course_id == course_id, Enrollment.student_id == student.id
+        )
+    )
+    if enrollment is None:
+        db.session.rollback()
+        return Outcome(Place("none"), "You were not enrolled in this course.", changed=False)
+    was_enrolled = enrollment.status == ENROLLED
+    db.session.delete(enrollment)
+    db.session.flush()
+    if was_enrolled:
+        fill_from_waitlist(course, enrolled_count(course_id))
+        message = f"You have withdrawn from {course.title}."
+    else:
+        message = f"You have left the waitlist of {course.title}."
+    db.session.commit()
+    return Outcome(Place("none"), message, changed=True)
+
+
+def fill_from_waitlist(course: Course, enrolled: int) -> None:
+    """Promote the first on the waitlist into free seats and notify them. The caller holds the
+    course's lock and commits."""
+    free = None if course.capacity is None else course.capacity - enrolled
+    if free is not None and free <= 0:
+        return
+    query = (
+        select(Enrollment)
+        .where(Enrollment.course_id == course.id, Enrollment.status == WAITLISTED)
+        .order_by(Enrollment.id)
+    )
+    if free is not None:
+        query = query.limit(free)
+    promoted = list(db.session.scalars(query))
+    for enrollment in promoted:
+        enrollment.status = ENROLLED
+    notify(
+        [enrollment.student_id for enrollment in promoted],
+        "waitlist_promoted",
+        f"A seat opened in “{course.title}”: you are now enrolled.",
+        f"/courses/{course.id}",
+    )
+
+
+def participant_ids(course_id: int) -> list[int]:
+    """Every student enrolled or waiting in the course."""
+    return list(
+        db.session.scalars(select(Enrollment.student_id).where(Enrollment.course_id == course_id))
+    )
+
+
+@dataclass(frozen=True)
+class Roster:
+    course: Course
+    enrolled: list[Enrollment]
+    waitlist: list[Enrollment]
+
+
+def roster(user: User, course_id: int) -> Roster:
+    from app.blueprints.courses.services import managed_course
+
+    course = managed_course(user, course_id)
+    query = (
+        select(Enrollment)
+        .join(Enrollment.student)
+        .options(contains_eager(Enrollment.student))
+        .where(Enrollment.course_id == course_id)
+        .order_by(Enrollment.id)
+    )
+    rows = list(db.session.scalars(query))
+    enrolled = sorted(
+        (e for e in rows if e.status == ENROLLED), key=lambda e: e.student.full_name.lower()
+    )
+    waitlist = [e for e in rows if e.status == WAITLISTED]
+    return Roster(course, enrolled, waitlist)
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: str) -> str:
+    """A cell a spreadsheet will not run as a formula."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def roster_csv(roster: Roster) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["status", "position", "username", "full_name", "email", "since"])
+    for status, rows in ((ENROLLED, roster.enrolled), (WAITLISTED, roster.waitlist)):
+        for number, enrollment in enumerate(rows, start=1):
+            student = enrollment.student
+            position = str(number) if status == WAITLISTED else ""
+            cells = [status, position, student.username, student.full_name, student.email]
+            cells.append(enrollment.created_at.date().isoformat())
+            writer.writerow([spreadsheet_safe(cell) for cell in cells])
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
+class StudentCourses:
+    enrolled: list
+    waitlisted: list  # (Listed, position)
+
+
+def courses_of(student: User) -> StudentCourses:
+    """The courses a student is enrolled in or waiting for, with counts, in two queries."""
+    from app.blueprints.courses.services import listed
+
+    mine = select(Enrollment.course_id, Enrollment.status, Enrollment.id).where(
+        Enrollment.student_id == student.id
+    )
+    rows = db.session.execute(mine).all()
+    if not rows:
+        return StudentCourses([], [])
+    by_course = {course_id: (status, enrollment_id) for course_id, status, enrollment_id in rows}
+    courses = listed(select(Course).where(Course.id.in_(by_course)).order_by(Course.title))
+    ahead = _waitlist_positions([eid for status, eid in by_course.values() if status == WAITLISTED])
+    enrolled = [item for item in courses if by_course[item.course.id][0] == ENROLLED]
+    waitlisted = [
+        (item, ahead[by_course[item.course.id][1]])
+        for item in courses
+        if by_course[item.course.id][0] == WAITLISTED
+    ]
+    return StudentCourses(enrolled, waitlisted)
+
+
+def _waitlist_positions(enrollment_ids: list[int]) -> dict[int, int]:
+    """Each waitlist entry's position, for several entries in one query."""
+    if not enrollment_ids:
+        return {}
+    mine = (
+        select(Enrollment.id, Enrollment.course_id)
+        .where(Enrollment.id.in_(enrollment_ids))
+        .subquery()
+    )
+    others = Enrollment.__table__.alias("others")
+    query = (
+        select(mine.c.id, func.count(others.c.id))
+        .join(
+            others,
+            (others.c.course_id == mine.c.course_id)
+            & (others.c.status == WAITLISTED)
+            & (others.c.id <= mine.c.id),
+        )
+        .group_by(mine.c.id)
+    )
+    return dict(db.session.execute(query).all())
