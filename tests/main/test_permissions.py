@@ -16,20 +16,35 @@ PAGES = {
     "/profile/edit": [302, 200, 200, 200],
     "/users/someone": [302, 200, 200, 200],
     "/healthz": [200, 200, 200, 200],
+    "/courses": [200, 200, 200, 200],
+    "/courses/new": [302, 403, 200, 200],
+    "/courses/{course}": [200, 200, 200, 200],
+    "/courses/{draft}": [404, 404, 404, 200],
+    # The course's owner is another teacher: "teacher" here is someone else's colleague.
+    "/courses/{course}/edit": [302, 403, 403, 200],
+    "/courses/{course}/students": [302, 403, 403, 200],
+    "/courses/{course}/students?format=csv": [302, 403, 403, 200],
+    "/notifications": [302, 200, 200, 200],
 }
 
 
 @pytest.fixture(params=ROLES)
-def role(request, make_user, login_as) -> str:
+def role(request, make_user, make_course, login_as) -> str:
     make_user("someone")
+    owner = make_user("owner", role="teacher")
+    request.node.courses = {
+        "course": make_course(owner).id,
+        "draft": make_course(owner, published=False).id,
+    }
     if request.param != "anonymous":
         login_as(make_user(f"my{request.param}", role=request.param))
     return request.param
 
 
 @pytest.mark.parametrize("url", PAGES)
-def test_page_access(client, role, url):
-    assert client.get(url).status_code == PAGES[url][ROLES.index(role)]
+def test_page_access(request, client, role, url):
+    response = client.get(url.format(**request.node.courses))
+    assert response.status_code == PAGES[url][ROLES.index(role)]
 
 
 def test_profile_edit_only_changes_my_own_account(client, make_user, login_as):
