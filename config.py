@@ -44,8 +44,12 @@ class Config:
     RATELIMIT_STORAGE_URI = REDIS_URL or "memory://"
     RATELIMIT_HEADERS_ENABLED = True
     RATELIMIT_KEY_PREFIX = "campus"
-    LOGIN_ADDRESS_LIMIT = "30 per minute; 300 per hour"
-    REGISTER_ADDRESS_LIMIT = "10 per minute; 100 per hour"
+    # A whole school may sign in from one address (its NAT) at nine o'clock: the per-address
+    # limit is generous and stops floods; the per-account lockout stops guessing.
+    LOGIN_ADDRESS_LIMIT = os.environ.get("LOGIN_ADDRESS_LIMIT") or "120 per minute; 2000 per hour"
+    REGISTER_ADDRESS_LIMIT = (
+        os.environ.get("REGISTER_ADDRESS_LIMIT") or "20 per minute; 200 per hour"
+    )
     LOGIN_ACCOUNT_LOCKOUT = "10 per 15 minutes"
 
     # Keep the rendered signed-out pages in memory (see app/web.py); off while editing templates.

@@ -9,7 +9,13 @@ from __future__ import annotations
 import contextvars
 import os
 import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from flask import Flask, has_app_context
@@ -22,6 +28,7 @@ from app.extensions import db, limiter
 from app.models import User
 
 PASSWORD = "Correct-Horse-42"
+ROOT = Path(__file__).resolve().parents[1]
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
 
 
@@ -51,6 +58,48 @@ class CampusClient(FlaskClient):
         data = dict(data or {})
         data.setdefault("csrf_token", self.csrf_token())
         return self.post(url, data=data, **kwargs)
+
+
+def missing(reason: str) -> None:
+    """A browser test cannot run: a failure in CI, a skip on a developer's machine."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def live_server(migrated_database: str) -> Iterator[str]:
+    port = free_port()
+    env = os.environ | {
+        "CAMPUS_CONFIG": "testing",
+        "DATABASE_URL": migrated_database,
+        "LOGIN_ADDRESS_LIMIT": "10000 per minute",  # hundreds of students sign in at once
+    }
+    command = [
+        sys.executable, "-m", "gunicorn", "--config", "python:tests.browser.gunicorn_live",
+        "--bind", f"127.0.0.1:{port}", "wsgi:app",
+    ]  # fmt: skip
+    server = subprocess.Popen(command, cwd=ROOT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/healthz", timeout=1)
+            break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                missing(f"the live server did not start (exit code {server.poll()})")
+            time.sleep(0.1)
+    yield url
+    server.terminate()
+    server.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

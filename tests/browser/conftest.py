@@ -1,67 +1,24 @@
-"""A live server in its own process and a real Chromium (Debian's) driven by Playwright.
+"""A real Chromium (Debian's) driven by Playwright against the live server of tests/conftest.py.
 
-The server is gunicorn serving wsgi:app on the same database as the other tests, so the
-factories from tests/conftest.py set up what a page needs. Screenshots of every page visited
-through `shoot` land in tests/browser/screenshots/ at a phone and a desktop width.
+The server runs on the same database as the other tests, so the factories set up what a page
+needs. Every page checked with `visit` is run through axe-core and saved as screenshots in
+tests/browser/screenshots/ at a phone and a desktop width, light and dark.
 """
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.browser.accessibility import axe_violations, describe
+from tests.conftest import missing
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(__file__).with_name("screenshots")
 WIDTHS = {"phone": (390, 844), "desktop": (1280, 800)}
-
-
-def missing(reason: str) -> None:
-    """A browser test cannot run: a failure in CI, a skip on a developer's machine."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def live_server(migrated_database: str) -> Iterator[str]:
-    port = free_port()
-    env = os.environ | {"CAMPUS_CONFIG": "testing", "DATABASE_URL": migrated_database}
-    command = [
-        sys.executable, "-m", "gunicorn", "--config", "python:tests.browser.gunicorn_live",
-        "--bind", f"127.0.0.1:{port}", "wsgi:app",
-    ]  # fmt: skip
-    server = subprocess.Popen(command, cwd=ROOT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/healthz", timeout=1)  # noqa: S310 - our own server
-            break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                missing(f"the live server did not start (exit code {server.poll()})")
-            time.sleep(0.1)
-    yield url
-    server.terminate()
-    server.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

@@ -10,10 +10,15 @@ import pytest
 from playwright.sync_api import expect
 from werkzeug.exceptions import HTTPException
 
+from app.blueprints.enrollments.services import enroll
+from app.blueprints.notifications.services import notify
+from app.extensions import db
+
 pytestmark = pytest.mark.browser
 
 PASSWORD = "keyboard-only-secret"
 NOT_PAGES = {"static", "main.healthz"}  # a file server and a JSON answer
+ROLES = ("student", "teacher", "admin")
 
 
 def html_endpoints(app) -> set[str]:
@@ -24,7 +29,7 @@ def html_endpoints(app) -> set[str]:
     }
 
 
-def test_every_page_passes_axe_for_every_role(app, page, visit, make_user):
+def test_every_page_passes_axe_for_every_role(app, page, visit, make_user, make_course):
     adapter = app.url_map.bind("localhost")
     seen: set[str] = set()
 
@@ -42,8 +47,12 @@ def test_every_page_passes_axe_for_every_role(app, page, visit, make_user):
         expect(page).to_have_url(re.compile(r"/dashboard$"))
 
     make_user("ada", full_name="Ada Lovelace", password=PASSWORD)
-    for role in ("student", "teacher", "admin"):
-        make_user(f"a{role}", role=role, password=PASSWORD)
+    users = {role: make_user(f"a{role}", role=role, password=PASSWORD) for role in ROLES}
+    course = make_course(users["teacher"], title="Accessible Astronomy", capacity=1)
+    enroll(make_user("early"), course.id)
+    enroll(users["student"], course.id)  # on the waitlist: the page shows a position
+    notify([users["student"].id], "test", "A seat may open soon.", f"/courses/{course.id}")
+    db.session.commit()
 
     # Signed out, including the forms shown again with their messages and the error pages.
     page.goto("/")
@@ -75,8 +84,13 @@ def test_every_page_passes_axe_for_every_role(app, page, visit, make_user):
     expect(page.get_by_role("heading", name="Too many attempts")).to_be_visible()
     check("error-429")
 
+    page.goto("/courses")
+    check("courses")
+    page.goto(f"/courses/{course.id}")
+    check("course")
+
     # Signed in, each role.
-    for role in ("student", "teacher", "admin"):
+    for role in ROLES:
         sign_in(f"a{role}")
         check(f"dashboard-{role}")
         page.goto("/profile")
@@ -85,7 +99,28 @@ def test_every_page_passes_axe_for_every_role(app, page, visit, make_user):
         check(f"public-profile-{role}")
         page.goto("/profile/edit")
         check(f"profile-edit-{role}")
+        page.goto("/courses")
+        check(f"courses-{role}")
+        page.goto(f"/courses/{course.id}")
+        check(f"course-{role}")
+        page.goto("/notifications")
+        check(f"notifications-{role}")
+        if role != "student":
+            page.goto("/courses/new")
+            check(f"course-new-{role}")
+            page.goto(f"/courses/{course.id}/edit")
+            check(f"course-edit-{role}")
+            page.goto(f"/courses/{course.id}/students")
+            check(f"roster-{role}")
         page.get_by_role("button", name="Sign out").click()
+
+    sign_in("ateacher")
+    page.goto("/courses/new")
+    page.get_by_label("Capacity").fill("ten")
+    page.get_by_role("button", name="Create course").click()
+    expect(page.locator("#title-error")).to_be_visible()
+    check("course-new-422")
+    page.get_by_role("button", name="Sign out").click()
 
     sign_in("astudent")
     page.goto("/profile/edit")
