@@ -92,8 +92,68 @@ def set_role(email: str, role: str) -> None:
     click.echo(f"{user.username} is now {user.role}; their sessions have ended.")
 
 
+DEMO_COURSES = [
+    # (teacher, title, capacity, published, keywords, description, students enrolling in order)
+    (
+        "teacher1",
+        "Introduction to Astronomy",
+        30,
+        True,
+        "astronomy, science, space",
+        "Stars, planets and galaxies, from the naked eye to the largest telescopes.\n"
+        "Evening sessions at the school observatory when the sky is clear.",
+        [1, 2, 3, 4, 5, 6],
+    ),
+    (
+        "teacher1",
+        "Creative Writing Workshop",
+        3,
+        True,
+        "writing, english, stories",
+        "Short stories and poems, read aloud and discussed. Small group: places are limited.",
+        [2, 7, 8, 9, 10],
+    ),
+    (
+        "teacher2",
+        "Python for Beginners",
+        None,
+        True,
+        "programming, python, computing",
+        "Variables, loops and functions, one small program a week. No experience needed.",
+        [1, 3, 5, 7, 9],
+    ),
+    (
+        "teacher2",
+        "World History: The Silk Roads",
+        20,
+        True,
+        "history, trade, geography",
+        "How goods, ideas and religions travelled between China and the Mediterranean.",
+        [4, 6],
+    ),
+    (
+        "teacher2",
+        "Chamber Choir",
+        16,
+        True,
+        "music, singing",
+        "Rehearsals on Tuesdays; a concert at the end of term.",
+        [],
+    ),
+    (
+        "teacher1",
+        "Advanced Astrophysics (draft)",
+        15,
+        False,
+        "physics, astronomy",
+        "Being prepared for next term.",
+        [],
+    ),
+]
+
+
 def seed_demo() -> bool:
-    """Demo accounts, only into an empty database. True when it added them."""
+    """Demo accounts and courses, only into an empty database. True when it added them."""
     if db.session.scalar(select(func.count()).select_from(User)):
         return False
     password_hash = accounts.hash_password(DEMO_PASSWORD)
@@ -109,7 +169,21 @@ def seed_demo() -> bool:
             )
         )
     db.session.commit()
+    seed_demo_courses()
     return True
+
+
+def seed_demo_courses() -> None:
+    from app.blueprints.courses.services import CourseDraft, create
+    from app.blueprints.enrollments.services import enroll
+
+    people = {user.username: user for user in db.session.scalars(select(User))}
+    for teacher, title, capacity, published, keywords, description, students in DEMO_COURSES:
+        words = [word.strip() for word in keywords.split(",")]
+        draft = CourseDraft(title, description, words, capacity, published)
+        course_id = create(people[teacher], draft).id
+        for number in students:
+            enroll(db.session.get(User, people[f"student{number}"].id), course_id)
 
 
 def print_demo_accounts() -> None:
@@ -126,7 +200,9 @@ def register_cli(app: Flask) -> None:
     def seed_demo_command() -> None:
         """Load demo accounts into an empty database and print them."""
         if seed_demo():
-            click.echo("Loaded the demo data.")
+            click.echo(
+                f"Loaded the demo data: {len(DEMO_USERS)} people, {len(DEMO_COURSES)} courses."
+            )
         else:
             click.echo("The database already has accounts; demo data not loaded.")
         print_demo_accounts()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.cli import DEMO_PASSWORD
 from app.extensions import db
-from app.models import User
+from app.models import Course, Enrollment, User
 from tests.helpers import user_count
 
 
@@ -81,6 +81,12 @@ def test_seed_demo_fills_an_empty_database_once(app, client):
     roles = db.session.scalars(select(User.role)).all()
     assert (roles.count("admin"), roles.count("teacher"), roles.count("student")) == (1, 2, 10)
     assert "teacher1" in first.output and DEMO_PASSWORD in first.output
+    statuses = db.session.execute(
+        select(Course.title, Enrollment.status).join(Enrollment.course)
+    ).all()
+    writing = [status for title, status in statuses if title == "Creative Writing Workshop"]
+    assert (writing.count("enrolled"), writing.count("waitlisted")) == (3, 2)
+    assert db.session.scalar(select(func.count()).select_from(Course)) == 6
 
     again = runner.invoke(args=["seed-demo"])
     assert "already has accounts" in again.output
