@@ -10,9 +10,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
 
-from app.blueprints.courses.services import enrolled_count, lock, visible_course
+from app.blueprints.courses.services import enrolled_count, lock
 from app.blueprints.notifications.services import notify
-from app.errors import NotAllowed
+from app.errors import NotAllowed, NotFound
 from app.extensions import db
 from app.models import Course, Enrollment, EnrollmentStatus, Role, User
 
@@ -35,16 +35,8 @@ class Outcome:
 
 
 def place_of(student: User, course_id: int) -> Place:
-    enrollment = db.session.scalar(
-        select(Enrollment).where(
-            Enrollment.course_id == course_id, Enrollment.student_id == student.id
-        )
-    )
-    if enrollment is None:
-        return Place("none")
-    if enrollment.status == ENROLLED:
-        return Place(ENROLLED)
-    return Place(WAITLISTED, waitlist_position(enrollment))
+    enrollment = _enrollment(student.id, course_id)
+    return Place("none") if enrollment is None else _place(enrollment)
 
 
 def waitlist_position(enrollment: Enrollment) -> int:
@@ -63,23 +55,50 @@ def _only_students(user: User) -> None:
         raise NotAllowed("Only students enrol in courses.")
 
 
-def enroll(student: User, course_id: int) -> Outcome:
-    """Enrol, or join the waitlist when the course is full. Holding the course's lock, the
-    count cannot change between reading it and adding the student."""
-    _only_students(student)
-    visible_course(student, course_id)  # a draft or a missing course: 404
+def _locked_published(course_id: int) -> Course:
+    """The course, locked; a draft is as missing to a student as a course that does not exist."""
     course = lock(course_id)
     if not course.published:
         db.session.rollback()
-        return Outcome(Place("none"), "This course is not open for enrolment.", changed=False)
-    current = place_of(student, course_id)
-    if current.status != "none":
+        raise NotFound("There is no such course.")
+    return course
+
+
+def _counts(course_id: int) -> dict[str, int]:
+    """Enrolled and waiting, in one query."""
+    query = (
+        select(Enrollment.status, func.count(Enrollment.id))
+        .where(Enrollment.course_id == course_id)
+        .group_by(Enrollment.status)
+    )
+    return {ENROLLED: 0, WAITLISTED: 0} | dict(db.session.execute(query).all())
+
+
+def _enrollment(student_id: int, course_id: int) -> Enrollment | None:
+    return db.session.scalar(
+        select(Enrollment).where(
+            Enrollment.course_id == course_id, Enrollment.student_id == student_id
+        )
+    )
+
+
+def enroll(student: User, course_id: int) -> Outcome:
+    """Enrol, or join the waitlist when the course is full. Holding the course's lock, the
+    counts cannot change between reading them and adding the student."""
+    _only_students(student)
+    student_id = student.id  # the lock's fresh transaction would reload the user for it
+    course = _locked_published(course_id)
+    title, capacity = course.title, course.capacity
+    existing = _enrollment(student_id, course_id)
+    if existing is not None:
+        place = _place(existing)
         db.session.rollback()
-        return Outcome(current, _already(current), changed=False)
-    full = course.capacity is not None and enrolled_count(course_id) >= course.capacity
+        return Outcome(place, _already(place), changed=False)
+    counts = _counts(course_id)
+    full = capacity is not None and counts[ENROLLED] >= capacity
     db.session.add(
         Enrollment(
-            course_id=course_id, student_id=student.id, status=WAITLISTED if full else ENROLLED
+            course_id=course_id, student_id=student_id, status=WAITLISTED if full else ENROLLED
         )
     )
     try:
@@ -89,12 +108,17 @@ def enroll(student: User, course_id: int) -> Outcome:
         db.session.rollback()
         place = place_of(student, course_id)
         return Outcome(place, _already(place), changed=False)
-    place = place_of(student, course_id)
     if full:
-        message = f"The course is full: you are number {place.position} on the waitlist."
-    else:
-        message = f"You are enrolled in {course.title}."
-    return Outcome(place, message, changed=True)
+        position = counts[WAITLISTED] + 1
+        message = f"The course is full: you are number {position} on the waitlist."
+        return Outcome(Place(WAITLISTED, position), message, changed=True)
+    return Outcome(Place(ENROLLED), f"You are enrolled in {title}.", changed=True)
+
+
+def _place(enrollment: Enrollment) -> Place:
+    if enrollment.status == ENROLLED:
+        return Place(ENROLLED)
+    return Place(WAITLISTED, waitlist_position(enrollment))
 
 
 def _already(place: Place) -> str:
@@ -107,13 +131,9 @@ def withdraw(student: User, course_id: int) -> Outcome:
     """Leave a course or its waitlist. A freed seat goes to the first on the waitlist in the
     same transaction, and they are told."""
     _only_students(student)
-    visible_course(student, course_id)
-    course = lock(course_id)
-    enrollment = db.session.scalar(
-        select(Enrollment).where(
-            Enrollment.course_id == course_id, Enrollment.student_id == student.id
-        )
-    )
+    student_id = student.id
+    course = _locked_published(course_id)
+    enrollment = _enrollment(student_id, course_id)
     if enrollment is None:
         db.session.rollback()
         return Outcome(Place("none"), "You were not enrolled in this course.", changed=False)
