@@ -41,6 +41,7 @@ def create_app(config: str | type[Config] | None = None, **overrides: object) ->
     from app.blueprints.auth import bp as auth_bp
     from app.blueprints.courses import bp as courses_bp
     from app.blueprints.enrollments import bp as enrollments_bp
+    from app.blueprints.feedback import bp as feedback_bp
     from app.blueprints.main import bp as main_bp
     from app.blueprints.notifications import bp as notifications_bp
     from app.blueprints.profile import bp as profile_bp
@@ -51,6 +52,7 @@ def create_app(config: str | type[Config] | None = None, **overrides: object) ->
     app.register_blueprint(courses_bp)
     app.register_blueprint(enrollments_bp)
     app.register_blueprint(notifications_bp)
+    app.register_blueprint(feedback_bp)
 
     from app.cli import register_cli
     from app.errors import register_error_handlers

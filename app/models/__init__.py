@@ -2,7 +2,16 @@
 
 from app.models.course import Course
 from app.models.enrollment import Enrollment, EnrollmentStatus
+from app.models.feedback import Feedback
 from app.models.notification import Notification
 from app.models.user import Role, User
 
-__all__ = ["Course", "Enrollment", "EnrollmentStatus", "Notification", "Role", "User"]
+__all__ = [
+    "Course",
+    "Enrollment",
+    "EnrollmentStatus",
+    "Feedback",
+    "Notification",
+    "Role",
+    "User",
+]

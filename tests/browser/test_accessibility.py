@@ -49,7 +49,7 @@ def test_every_page_passes_axe_for_every_role(app, page, visit, make_user, make_
     make_user("ada", full_name="Ada Lovelace", password=PASSWORD)
     users = {role: make_user(f"a{role}", role=role, password=PASSWORD) for role in ROLES}
     course = make_course(users["teacher"], title="Accessible Astronomy", capacity=1)
-    enroll(make_user("early"), course.id)
+    enroll(make_user("early", password=PASSWORD), course.id)
     enroll(users["student"], course.id)  # on the waitlist: the page shows a position
     notify([users["student"].id], "test", "A seat may open soon.", f"/courses/{course.id}")
     db.session.commit()
@@ -105,6 +105,8 @@ def test_every_page_passes_axe_for_every_role(app, page, visit, make_user, make_
         check(f"course-{role}")
         page.goto("/notifications")
         check(f"notifications-{role}")
+        page.goto(f"/courses/{course.id}/feedback")
+        check(f"feedback-{role}")
         if role != "student":
             page.goto("/courses/new")
             check(f"course-new-{role}")
@@ -113,6 +115,17 @@ def test_every_page_passes_axe_for_every_role(app, page, visit, make_user, make_
             page.goto(f"/courses/{course.id}/students")
             check(f"roster-{role}")
         page.get_by_role("button", name="Sign out").click()
+
+    sign_in("early")  # enrolled: may rate
+    page.goto(f"/courses/{course.id}/feedback")
+    page.get_by_role("button", name="Send feedback").click()  # no rating: 422 through htmx
+    expect(page.get_by_text("Choose a rating from 1 to 5 stars.")).to_be_visible()
+    check("feedback-422")
+    page.get_by_role("radio", name="4 stars").check()
+    page.get_by_role("button", name="Send feedback").click()
+    expect(page.locator("[data-rating-count]")).to_have_attribute("data-rating-count", "1")
+    check("feedback-rated")
+    page.get_by_role("button", name="Sign out").click()
 
     sign_in("ateacher")
     page.goto("/courses/new")

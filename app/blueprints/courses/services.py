@@ -28,10 +28,12 @@ class CourseDraft:
 
 @dataclass(frozen=True)
 class Listed:
-    """A course as a list shows it: with its teacher and how many are enrolled."""
+    """A course as a list shows it: with its teacher, how many are enrolled and its rating."""
 
     course: Course
     enrolled: int
+    rating_average: float | None = None
+    rating_count: int = 0
 
     @property
     def seats_left(self) -> int | None:
@@ -60,11 +62,27 @@ def enrolled_count_column():
     )
 
 
+def rating_columns():
+    """Each course's average rating and number of ratings, in the same query as the list."""
+    from app.models import Feedback
+
+    def of(aggregate):
+        return select(aggregate).where(Feedback.course_id == Course.id).correlate(Course)
+
+    return (
+        of(func.avg(Feedback.rating)).scalar_subquery().label("rating_average"),
+        of(func.count(Feedback.id)).scalar_subquery().label("rating_count"),
+    )
+
+
 def listed(query: Select) -> list[Listed]:
-    """Courses with their teacher and enrolment count: one query, whatever the number."""
-    query = query.add_columns(enrolled_count_column()).join(Course.teacher)
+    """Courses with their teacher, enrolment count and rating: one query, whatever the number."""
+    query = query.add_columns(enrolled_count_column(), *rating_columns()).join(Course.teacher)
     query = query.options(contains_eager(Course.teacher))
-    return [Listed(course, enrolled) for course, enrolled in db.session.execute(query)]
+    return [
+        Listed(course, enrolled, None if average is None else round(float(average), 1), count)
+        for course, enrolled, average, count in db.session.execute(query)
+    ]
 
 
 def catalogue(number: int) -> Page:

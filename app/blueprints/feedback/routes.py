@@ -1,0 +1,75 @@
+"""Routes for reading and writing a course's feedback and replying to it."""
+
+from __future__ import annotations
+
+from flask import flash, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from app.blueprints.feedback import bp, services
+from app.blueprints.feedback.forms import FeedbackForm, ReplyForm
+from app.web import is_htmx, page_number, redirect_303, render_page_or_partial
+
+
+def page_context(course_id: int, form: FeedbackForm | None = None) -> dict:
+    """Everything the feedback page shows: the course, summary and chart, the viewer's form
+    (when they may rate) and one page of entries."""
+    item = services.readable_course(current_user, course_id)
+    can_write = services.may_write(current_user, course_id)
+    mine = services.mine(current_user, course_id)
+    if form is None and can_write:
+        form = FeedbackForm(formdata=None, obj=mine, rating=str(mine.rating) if mine else None)
+    return {
+        "item": item,
+        "summary": services.summary(course_id),
+        "page": services.entries(course_id, page_number(), request.args.get("sort", "newest")),
+        "form": form,
+        "mine": mine,
+        "can_reply": services.can_manage(current_user, item.course),
+    }
+
+
+@bp.get("/courses/<int:course_id>/feedback")
+@login_required
+def index(course_id: int):
+    context = page_context(course_id)
+    return render_page_or_partial("feedback/index.html", "feedback/_entries.html", **context)
+
+
+@bp.post("/courses/<int:course_id>/feedback")
+@login_required
+def submit(course_id: int):
+    services.writable_course(current_user, course_id)  # 404 or 403 before looking at the input
+    form = FeedbackForm()
+    if not form.validate():
+        context = page_context(course_id, form)
+        template = "feedback/_panel.html" if is_htmx() else "feedback/index.html"
+        return render_template(template, **context), 422
+    saved = services.save(current_user, course_id, int(form.rating.data), form.comment.data or "")
+    if is_htmx():
+        return render_template(
+            "feedback/_panel.html", **page_context(course_id), message=saved.message
+        )
+    flash(saved.message, "status")
+    return redirect_303(url_for("feedback.index", course_id=course_id))
+
+
+@bp.post("/feedback/<int:feedback_id>/reply")
+@login_required
+def reply(feedback_id: int):
+    feedback = services.replyable(current_user, feedback_id)  # 404 or 403 first
+    form = ReplyForm()
+    if not form.validate():
+        context = page_context(feedback.course_id) | {"reply_form": form, "reply_to": feedback.id}
+        return render_template("feedback/index.html", **context), 422
+    services.reply(current_user, feedback_id, form.body.data)
+    flash("Your reply is posted.", "status")
+    target = url_for("feedback.index", course_id=feedback.course_id)
+    return redirect_303(f"{target}#feedback-{feedback_id}")
+
+
+@bp.post("/feedback/<int:feedback_id>/delete")
+@login_required
+def delete(feedback_id: int):
+    course_id = services.delete(current_user, feedback_id)
+    flash("Your feedback is deleted.", "status")
+    return redirect_303(url_for("feedback.index", course_id=course_id))
