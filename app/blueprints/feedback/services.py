@@ -151,8 +151,8 @@ def save(student: User, course_id: int, rating: int, comment: str) -> Saved:
         feedback = Feedback(
             course_id=course_id, student_id=student.id, rating=rating, comment=comment
         )
+        _tell_teacher(course)  # before the add: its query must not flush the new row early
         db.session.add(feedback)
-        _tell_teacher(course)
         try:
             db.session.commit()
             return Saved(feedback, created=True)
