@@ -15,6 +15,7 @@ VENDOR_FILES := $(VENDOR)/htmx.min.js $(VENDOR)/ext/ws.js $(VENDOR)/pico.min.css
 run: $(STAMPS)/python $(VENDOR_FILES)
 	$(BIN)/flask db upgrade
 	$(BIN)/flask seed-demo
+	$(BIN)/flask sweep-uploads
 	@echo "Campus is starting on http://127.0.0.1:5000 (Ctrl-C stops it)"
 	$(BIN)/flask run --host 127.0.0.1 --port 5000
 

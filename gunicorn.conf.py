@@ -26,3 +26,12 @@ max_requests_jitter = 500
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+
+
+def on_starting(server) -> None:
+    """Before any worker runs: remove uploads a crash left half-written, and stored files no
+    row points to (DESIGN.md "Files"). Nothing is uploading yet, so nothing in use is lost."""
+    from app import create_app
+    from app.blueprints.materials.services import sweep
+
+    sweep(create_app(os.environ.get("CAMPUS_CONFIG", "production")))

@@ -21,7 +21,11 @@ def create_app(config: str | type[Config] | None = None, **overrides: object) ->
         config = CONFIGS[config or os.environ.get("CAMPUS_CONFIG", "development")]
     config.check()
 
+    from app.blueprints.materials.storage import StreamingRequest, remove_request_leftovers
+
     app = Flask(__name__, instance_relative_config=True)
+    app.request_class = StreamingRequest
+    app.teardown_request(remove_request_leftovers)
     app.config.from_object(config)
     app.config["SECRET_KEY"] = app.config["SECRET_KEY"] or os.environ.get("SECRET_KEY")
     app.config.update(overrides)
@@ -43,6 +47,7 @@ def create_app(config: str | type[Config] | None = None, **overrides: object) ->
     from app.blueprints.enrollments import bp as enrollments_bp
     from app.blueprints.feedback import bp as feedback_bp
     from app.blueprints.main import bp as main_bp
+    from app.blueprints.materials import bp as materials_bp
     from app.blueprints.notifications import bp as notifications_bp
     from app.blueprints.profile import bp as profile_bp
 
@@ -53,6 +58,7 @@ def create_app(config: str | type[Config] | None = None, **overrides: object) ->
     app.register_blueprint(enrollments_bp)
     app.register_blueprint(notifications_bp)
     app.register_blueprint(feedback_bp)
+    app.register_blueprint(materials_bp)
 
     from app.cli import register_cli
     from app.errors import register_error_handlers

@@ -196,6 +196,13 @@ def print_demo_accounts() -> None:
 def register_cli(app: Flask) -> None:
     app.cli.add_command(users_cli)
 
+    @app.cli.command("sweep-uploads")
+    def sweep_uploads_command() -> None:
+        """Remove half-written uploads and files no material points to (run while stopped)."""
+        from app.blueprints.materials.services import sweep
+
+        click.echo(f"Removed {sweep(app)} leftover files.")
+
     @app.cli.command("seed-demo")
     def seed_demo_command() -> None:
         """Load demo accounts into an empty database and print them."""

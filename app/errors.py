@@ -43,6 +43,10 @@ class Throttled(DomainError):
     status = 429
 
 
+class UnsupportedType(DomainError):
+    status = 415
+
+
 TITLES = {
     400: ("Bad request", "The request could not be understood. Reload the page and try again."),
     401: ("Please sign in", "You need to sign in to see this page."),
@@ -51,6 +55,7 @@ TITLES = {
     405: ("Not allowed here", "That action is not available at this address."),
     413: ("Too large", "What you sent is larger than this site accepts."),
     415: ("Unsupported type", "That type of file or content is not accepted here."),
+    416: ("Range not available", "That part of the file does not exist."),
     422: ("Cannot process", "Some of what you sent is not valid. Check it and try again."),
     429: ("Too many attempts", "Too many attempts. Wait a few minutes, then try again."),
     500: ("Something went wrong", "Something went wrong on our side. Please try again later."),
@@ -58,7 +63,7 @@ TITLES = {
 
 
 def render_error(status: int, message: str | None = None):
-    title, default_message = TITLES.get(status, TITLES[500])
+    title, default_message = TITLES.get(status, TITLES[400] if status < 500 else TITLES[500])
     message = message or default_message
     if request.path == "/healthz" or request.accept_mimetypes.best == "application/json":
         return jsonify(error=title, message=message), status
@@ -80,8 +85,15 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
-        status = error.code if error.code in TITLES else 500
-        body, status = render_error(status)
+        status = error.code or 500
+        message = None
+        if status == 413:
+            from flask import current_app
+
+            message = (
+                f"Files can be at most {current_app.config['MAX_UPLOAD_MB']} MB. Nothing was kept."
+            )
+        body, status = render_error(status, message)
         # Keep the headers werkzeug sets (Allow on 405, Retry-After on 429, WWW-Authenticate).
         headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
         return body, status, headers

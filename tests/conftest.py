@@ -80,6 +80,7 @@ def live_server(migrated_database: str) -> Iterator[str]:
         "CAMPUS_CONFIG": "testing",
         "DATABASE_URL": migrated_database,
         "LOGIN_ADDRESS_LIMIT": "10000 per minute",  # hundreds of students sign in at once
+        "UPLOAD_DIR": str(ROOT / "instance" / "test-live-uploads"),
     }
     command = [
         sys.executable, "-m", "gunicorn", "--config", "python:tests.browser.gunicorn_live",
@@ -131,8 +132,10 @@ def empty_tables() -> None:
 
 
 @pytest.fixture
-def app(migrated_database: str) -> Iterator[Flask]:
-    app = create_app("testing", SQLALCHEMY_DATABASE_URI=migrated_database)
+def app(migrated_database: str, tmp_path: Path) -> Iterator[Flask]:
+    app = create_app(
+        "testing", SQLALCHEMY_DATABASE_URI=migrated_database, UPLOAD_DIR=str(tmp_path / "uploads")
+    )
     app.test_client_class = CampusClient
     with app.app_context():
         limiter.reset()

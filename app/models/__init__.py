@@ -3,6 +3,7 @@
 from app.models.course import Course
 from app.models.enrollment import Enrollment, EnrollmentStatus
 from app.models.feedback import Feedback
+from app.models.material import Material
 from app.models.notification import Notification
 from app.models.user import Role, User
 
@@ -11,6 +12,7 @@ __all__ = [
     "Enrollment",
     "EnrollmentStatus",
     "Feedback",
+    "Material",
     "Notification",
     "Role",
     "User",

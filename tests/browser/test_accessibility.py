@@ -17,7 +17,7 @@ from app.extensions import db
 pytestmark = pytest.mark.browser
 
 PASSWORD = "keyboard-only-secret"
-NOT_PAGES = {"static", "main.healthz"}  # a file server and a JSON answer
+NOT_PAGES = {"static", "main.healthz", "materials.download"}  # files and a JSON answer
 ROLES = ("student", "teacher", "admin")
 
 
@@ -108,6 +108,8 @@ def test_every_page_passes_axe_for_every_role(app, page, visit, make_user, make_
         page.goto(f"/courses/{course.id}/feedback")
         check(f"feedback-{role}")
         if role != "student":
+            page.goto(f"/courses/{course.id}/materials")
+            check(f"materials-{role}")
             page.goto("/courses/new")
             check(f"course-new-{role}")
             page.goto(f"/courses/{course.id}/edit")
@@ -116,7 +118,9 @@ def test_every_page_passes_axe_for_every_role(app, page, visit, make_user, make_
             check(f"roster-{role}")
         page.get_by_role("button", name="Sign out").click()
 
-    sign_in("early")  # enrolled: may rate
+    sign_in("early")  # enrolled: may rate and download
+    page.goto(f"/courses/{course.id}/materials")
+    check("materials-enrolled-student")
     page.goto(f"/courses/{course.id}/feedback")
     page.get_by_role("button", name="Send feedback").click()  # no rating: 422 through htmx
     expect(page.get_by_text("Choose a rating from 1 to 5 stars.")).to_be_visible()
@@ -128,6 +132,10 @@ def test_every_page_passes_axe_for_every_role(app, page, visit, make_user, make_
     page.get_by_role("button", name="Sign out").click()
 
     sign_in("ateacher")
+    page.goto(f"/courses/{course.id}/materials")
+    page.get_by_role("button", name="Upload").click()  # no file chosen: 422 through htmx
+    expect(page.locator("#file-error")).to_be_visible()
+    check("materials-422")
     page.goto("/courses/new")
     page.get_by_label("Capacity").fill("ten")
     page.get_by_role("button", name="Create course").click()

@@ -12,6 +12,14 @@
     event.detail.headers["X-CSRFToken"] = csrfToken();
   });
 
+  // Uploads: htmx reports the bytes sent; the form's <progress> shows them.
+  document.addEventListener("htmx:xhr:progress", function (event) {
+    var progress = event.target.querySelector("[data-upload-progress]");
+    if (!progress || !event.detail.lengthComputable) return;
+    progress.hidden = false;
+    progress.value = Math.round((event.detail.loaded / event.detail.total) * 100);
+  });
+
   // After a swap, focus the first invalid field, or else the part marked to take focus (a
   // heading with tabindex="-1"), so keyboard and screen-reader users land where the change
   // happened. Messages are announced by the #flashes live region.

@@ -1,0 +1,142 @@
+"""Material rules: who may see, upload and delete; every file checked before any is kept."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+from werkzeug.datastructures import FileStorage
+
+from app.blueprints.courses.services import can_manage, managed_course, visible_course
+
+__all__ = ["can_manage"]  # the routes ask it too
+from app.blueprints.enrollments.services import ENROLLED
+from app.blueprints.materials import storage
+from app.blueprints.notifications.services import notify
+from app.errors import InvalidInput, NotAllowed, NotFound, UnsupportedType
+from app.extensions import db
+from app.models import Course, Enrollment, Material, User
+from app.models.material import TITLE_MAX
+
+
+def may_view(user: User, course: Course) -> bool:
+    """The course's teacher, admins, and students enrolled in it."""
+    if can_manage(user, course):
+        return True
+    return bool(
+        db.session.scalar(
+            select(func.count(Enrollment.id)).where(
+                Enrollment.course_id == course.id,
+                Enrollment.student_id == user.id,
+                Enrollment.status == ENROLLED,
+            )
+        )
+    )
+
+
+def viewable_course(user: User, course_id: int) -> Course:
+    course = visible_course(user, course_id).course  # a draft: 404
+    if not may_view(user, course):
+        raise NotAllowed("Materials are for the students enrolled in this course.")
+    return course
+
+
+def listing(user: User, course_id: int) -> tuple[Course, list[Material]]:
+    course = viewable_course(user, course_id)
+    query = (
+        select(Material)
+        .where(Material.course_id == course_id)
+        .options(selectinload(Material.uploaded_by))
+        .order_by(Material.created_at.desc(), Material.id.desc())
+    )
+    return course, list(db.session.scalars(query))
+
+
+def downloadable(user: User, material_id: int) -> tuple[Material, Path]:
+    material = db.session.get(Material, material_id)
+    if material is None:
+        raise NotFound("There is no such file.")
+    viewable_course(user, material.course_id)
+    return material, storage.stored_path(material.stored_name)
+
+
+def upload(user: User, course_id: int, files: list[FileStorage], title: str) -> list[Material]:
+    """Check every file (name, size, type by content) before keeping any; then move them into
+    place, and only then commit their rows. Students enrolled are told once per upload."""
+    course = managed_course(user, course_id)
+    files = [file for file in files if file.filename]
+    if not files:
+        raise InvalidInput({"file": "Choose at least one file."})
+    checked = []
+    for file in files:
+        name = file.filename or ""
+        if any(ch in name for ch in "\x00\r\n"):
+            raise InvalidInput({"file": "A file name holds characters that cannot be used."})
+        file.stream.flush()
+        path = Path(file.stream.name)
+        size = path.stat().st_size
+        display = storage.clean_name(name)
+        if size == 0:
+            raise InvalidInput({"file": f"“{display}” is empty."})
+        content_type = storage.content_type_of(path)
+        if content_type is None:
+            raise UnsupportedType(
+                f"“{display}” is not a type of file Campus accepts. Use documents (PDF, Word, "
+                "LibreOffice), images, audio, video, zip or plain text."
+            )
+        checked.append((path, display, content_type, size, storage.digest(path)))
+
+    materials = []
+    for path, display, content_type, size, sha256 in checked:
+        materials.append(
+            Material(
+                course_id=course.id,
+                title=(title.strip() or display.rsplit(".", 1)[0])[:TITLE_MAX],
+                original_name=display,
+                stored_name=storage.keep(path),
+                content_type=content_type,
+                size=size,
+                sha256=sha256,
+                uploaded_by_id=user.id,
+            )
+        )
+    db.session.add_all(materials)
+    students = db.session.scalars(
+        select(Enrollment.student_id).where(
+            Enrollment.course_id == course.id, Enrollment.status == ENROLLED
+        )
+    )
+    what = f"“{materials[0].title}”" if len(materials) == 1 else f"{len(materials)} new files"
+    notify(
+        students,
+        "material_added",
+        f"{what} added to “{course.title}”.",
+        f"/courses/{course.id}/materials",
+    )
+    try:
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        for material in materials:
+            storage.stored_path(material.stored_name).unlink(missing_ok=True)
+        raise
+    return materials
+
+
+def delete(user: User, material_id: int) -> int:
+    material = db.session.get(Material, material_id)
+    if material is None:
+        raise NotFound("There is no such file.")
+    managed_course(user, material.course_id)
+    course_id, path = material.course_id, storage.stored_path(material.stored_name)
+    db.session.delete(material)
+    db.session.commit()
+    path.unlink(missing_ok=True)
+    return course_id
+
+
+def sweep(app) -> int:
+    with app.app_context():
+        known = set(db.session.scalars(select(Material.stored_name)))
+        return storage.sweep(app, known)
