@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, String
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.extensions import db
@@ -15,6 +15,9 @@ NAME_MAX = 255
 
 
 class Material(db.Model):
+    """One version of a file. Replacing a file adds a version: the first one's id is every
+    later version's `root_id`, and only the newest is `is_current`."""
+
     __tablename__ = "materials"
     __table_args__ = (Index("ix_materials_course_created", "course_id", "created_at"),)
 
@@ -29,5 +32,15 @@ class Material(db.Model):
     sha256: Mapped[str] = mapped_column(String(64))
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    root_id: Mapped[int | None] = mapped_column(
+        ForeignKey("materials.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    is_current: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     uploaded_by: Mapped[User | None] = relationship(lazy="raise_on_sql")
+
+    @property
+    def document_id(self) -> int:
+        """The id shared by all versions of this file: the first version's."""
+        return self.root_id or self.id

@@ -162,15 +162,15 @@ def test_unicode_name_is_sent_per_rfc_6266(client, login_as, owner, course):
 
 
 ROLES = ["anonymous", "outsider", "enrolled", "waiting", "other-teacher", "owner", "admin"]
-# (list, download, upload, delete) for each role
+# (list, download, upload, replace, delete) for each role
 EXPECTED = {
-    "anonymous": (302, 302, 302, 302),
-    "outsider": (403, 403, 403, 403),
-    "enrolled": (200, 200, 403, 403),
-    "waiting": (403, 403, 403, 403),
-    "other-teacher": (403, 403, 403, 403),
-    "owner": (200, 200, 303, 303),
-    "admin": (200, 200, 303, 303),
+    "anonymous": (302, 302, 302, 302, 302),
+    "outsider": (403, 403, 403, 403, 403),
+    "enrolled": (200, 200, 403, 403, 403),
+    "waiting": (403, 403, 403, 403, 403),
+    "other-teacher": (403, 403, 403, 403, 403),
+    "owner": (200, 200, 303, 303, 303),
+    "admin": (200, 200, 303, 303, 303),
 }
 
 
@@ -193,7 +193,13 @@ def test_permissions(client, make_user, make_course, login_as, owner, role):
     assert client.get(f"/courses/{course.id}/materials").status_code == expected[0]
     assert client.get(f"/materials/{material.id}/download").status_code == expected[1]
     assert post_files(client, course.id, [(PDF, "b.pdf")]).status_code == expected[2]
-    assert client.post_form(f"/materials/{material.id}/delete").status_code == expected[3]
+    replace = client.post_form(
+        f"/materials/{material.id}/replace",
+        {"file": (io.BytesIO(TEXT), "a.txt")},
+        content_type="multipart/form-data",
+    )
+    assert replace.status_code == expected[3]
+    assert client.post_form(f"/materials/{material.id}/delete").status_code == expected[4]
 
 
 def test_draft_materials_are_404_to_others(client, make_user, make_course, login_as, owner):
@@ -233,3 +239,58 @@ def _waiting(make_user, course_id: int):
     student = make_user("waiting")
     enroll(student, course_id)
     return student
+
+
+def test_replace_keeps_history_for_the_teacher_and_gives_students_the_current(
+    app, client, login_as, make_user, owner, course
+):
+    sam = make_user("sam")
+    enroll(sam, course.id)
+    first = services.upload(owner, course.id, [_file(PDF, "plan.pdf")], "Plan")[0]
+    login_as(owner)
+    response = client.post_form(
+        f"/materials/{first.id}/replace",
+        {"file": (io.BytesIO(TEXT), "plan-v2.txt")},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 303
+    versions = db.session.scalars(select(Material).order_by(Material.version)).all()
+    assert [(m.version, m.is_current, m.title) for m in versions] == [
+        (1, False, "Plan"),
+        (2, True, "Plan"),
+    ]
+    teacher_page = client.get(f"/courses/{course.id}/materials").get_data(as_text=True)
+    assert teacher_page.count("data-material-id=") == 1 and 'data-version="1"' in teacher_page
+    assert client.get(f"/materials/{first.id}/download").data == PDF  # the teacher: old one too
+    kinds = db.session.scalars(select(Notification.kind).order_by(Notification.id)).all()
+    assert kinds == ["material_added", "material_replaced"]
+
+    client.post_form("/auth/logout")
+    login_as(sam)
+    student_page = client.get(f"/courses/{course.id}/materials").get_data(as_text=True)
+    assert student_page.count("data-material-id=") == 1 and "data-version" not in student_page
+    assert client.get(f"/materials/{first.id}/download").status_code == 404
+    assert client.get(f"/materials/{versions[1].id}/download").data == TEXT
+    assert client.post_form(f"/materials/{versions[1].id}/replace", {}).status_code == 403
+
+
+def test_replacing_with_a_bad_file_changes_nothing(app, client, login_as, owner, course):
+    first = services.upload(owner, course.id, [_file(PDF, "plan.pdf")], "Plan")[0]
+    login_as(owner)
+    for data, status in (({"file": (io.BytesIO(HTML), "plan.pdf")}, 415), ({}, 422)):
+        response = client.post_form(
+            f"/materials/{first.id}/replace", data, content_type="multipart/form-data"
+        )
+        assert response.status_code == status
+    assert [(m.version, m.is_current) for m in db.session.scalars(select(Material))] == [(1, True)]
+    assert left_on_disk(app) == [first.stored_name]
+
+
+def test_delete_removes_every_version_and_its_files(app, client, login_as, owner, course):
+    first = services.upload(owner, course.id, [_file(PDF, "plan.pdf")], "Plan")[0]
+    services.replace(owner, first.id, _file(TEXT, "plan.txt"))
+    current = db.session.scalar(select(Material).where(Material.is_current))
+    login_as(owner)
+    assert client.post_form(f"/materials/{current.id}/delete").status_code == 303
+    assert material_count() == 0
+    assert left_on_disk(app) == []

@@ -79,6 +79,14 @@ def download(material_id: int):
     return response
 
 
+@bp.post("/materials/<int:material_id>/replace")
+@login_required
+def replace(material_id: int):
+    new = services.replace(current_user, material_id, request.files.get("file"))
+    flash(f"“{new.title}” is replaced: version {new.version} is now the current one.", "status")
+    return redirect_303(url_for("materials.index", course_id=new.course_id))
+
+
 @bp.post("/materials/<int:material_id>/delete")
 @login_required
 def delete(material_id: int):

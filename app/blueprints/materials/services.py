@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import FileStorage
@@ -43,6 +44,8 @@ def viewable_course(user: User, course_id: int) -> Course:
 
 
 def listing(user: User, course_id: int) -> tuple[Course, list[Material]]:
+    """The current version of each file; for the course's teacher and admins each also
+    carries its earlier versions (`material.history`), loaded in the same round of queries."""
     course = viewable_course(user, course_id)
     query = (
         select(Material)
@@ -50,14 +53,27 @@ def listing(user: User, course_id: int) -> tuple[Course, list[Material]]:
         .options(selectinload(Material.uploaded_by))
         .order_by(Material.created_at.desc(), Material.id.desc())
     )
-    return course, list(db.session.scalars(query))
+    if not can_manage(user, course):
+        query = query.where(Material.is_current)
+    rows = list(db.session.scalars(query))
+    current = [m for m in rows if m.is_current]
+    for material in current:
+        material.history = sorted(
+            (m for m in rows if not m.is_current and m.document_id == material.document_id),
+            key=lambda m: m.version,
+            reverse=True,
+        )
+    return course, current
 
 
 def downloadable(user: User, material_id: int) -> tuple[Material, Path]:
+    """Students get current versions only; earlier ones are for the teacher and admins."""
     material = db.session.get(Material, material_id)
     if material is None:
         raise NotFound("There is no such file.")
-    viewable_course(user, material.course_id)
+    course = viewable_course(user, material.course_id)
+    if not material.is_current and not can_manage(user, course):
+        raise NotFound("That version has been replaced: download the current one.")
     return material, storage.stored_path(material.stored_name)
 
 
@@ -68,24 +84,7 @@ def upload(user: User, course_id: int, files: list[FileStorage], title: str) -> 
     files = [file for file in files if file.filename]
     if not files:
         raise InvalidInput({"file": "Choose at least one file."})
-    checked = []
-    for file in files:
-        name = file.filename or ""
-        if any(ch in name for ch in "\x00\r\n"):
-            raise InvalidInput({"file": "A file name holds characters that cannot be used."})
-        file.stream.flush()
-        path = Path(file.stream.name)
-        size = path.stat().st_size
-        display = storage.clean_name(name)
-        if size == 0:
-            raise InvalidInput({"file": f"“{display}” is empty."})
-        content_type = storage.content_type_of(path)
-        if content_type is None:
-            raise UnsupportedType(
-                f"“{display}” is not a type of file Campus accepts. Use documents (PDF, Word, "
-                "LibreOffice), images, audio, video, zip or plain text."
-            )
-        checked.append((path, display, content_type, size, storage.digest(path)))
+    checked = [check(file) for file in files]
 
     materials = []
     for path, display, content_type, size, sha256 in checked:
@@ -102,11 +101,7 @@ def upload(user: User, course_id: int, files: list[FileStorage], title: str) -> 
             )
         )
     db.session.add_all(materials)
-    students = db.session.scalars(
-        select(Enrollment.student_id).where(
-            Enrollment.course_id == course.id, Enrollment.status == ENROLLED
-        )
-    )
+    students = _enrolled(course.id)
     what = f"“{materials[0].title}”" if len(materials) == 1 else f"{len(materials)} new files"
     notify(
         students,
@@ -124,15 +119,94 @@ def upload(user: User, course_id: int, files: list[FileStorage], title: str) -> 
     return materials
 
 
+def check(file: FileStorage) -> tuple[Path, str, str, int, str]:
+    """One uploaded file, checked: its temporary path, display name, type, size and sha256."""
+    name = file.filename or ""
+    if any(ch in name for ch in "\x00\r\n"):
+        raise InvalidInput({"file": "A file name holds characters that cannot be used."})
+    file.stream.flush()
+    path = Path(file.stream.name)
+    size = path.stat().st_size
+    display = storage.clean_name(name)
+    if size == 0:
+        raise InvalidInput({"file": f"“{display}” is empty."})
+    content_type = storage.content_type_of(path)
+    if content_type is None:
+        raise UnsupportedType(
+            f"“{display}” is not a type of file Campus accepts. Use documents (PDF, Word, "
+            "LibreOffice), images, audio, video, zip or plain text."
+        )
+    return path, display, content_type, size, storage.digest(path)
+
+
+def replace(user: User, material_id: int, file: FileStorage | None) -> Material:
+    """A new version of a file: it becomes the current one, the old stays for the teacher.
+    Enrolled students are told."""
+    old = db.session.get(Material, material_id)
+    if old is None or not old.is_current:
+        raise NotFound("There is no such current file.")
+    course = managed_course(user, old.course_id)
+    if file is None or not file.filename:
+        raise InvalidInput({"file": "Choose the new version of the file."})
+    path, display, content_type, size, sha256 = check(file)
+    new = Material(
+        course_id=course.id,
+        title=old.title,
+        original_name=display,
+        stored_name=storage.keep(path),
+        content_type=content_type,
+        size=size,
+        sha256=sha256,
+        uploaded_by_id=user.id,
+        root_id=old.document_id,
+        version=old.version + 1,
+    )
+    old.is_current = False
+    db.session.add(new)
+    notify(
+        _enrolled(course.id),
+        "material_replaced",
+        f"“{old.title}” in “{course.title}” has a new version.",
+        f"/courses/{course.id}/materials",
+    )
+    try:
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        storage.stored_path(new.stored_name).unlink(missing_ok=True)
+        raise
+    return new
+
+
+def _enrolled(course_id: int) -> list[int]:
+    return list(
+        db.session.scalars(
+            select(Enrollment.student_id).where(
+                Enrollment.course_id == course_id, Enrollment.status == ENROLLED
+            )
+        )
+    )
+
+
 def delete(user: User, material_id: int) -> int:
     material = db.session.get(Material, material_id)
     if material is None:
         raise NotFound("There is no such file.")
     managed_course(user, material.course_id)
-    course_id, path = material.course_id, storage.stored_path(material.stored_name)
-    db.session.delete(material)
+    course_id, document_id = material.course_id, material.document_id
+    versions = list(
+        db.session.scalars(
+            select(Material).where((Material.id == document_id) | (Material.root_id == document_id))
+        )
+    )
+    paths = [storage.stored_path(version.stored_name) for version in versions]
+    # One statement for all versions: the database's cascade and the ORM never race.
+    db.session.execute(
+        sql_delete(Material).where(Material.id.in_([version.id for version in versions]))
+    )
     db.session.commit()
-    path.unlink(missing_ok=True)
+    for path in paths:
+        path.unlink(missing_ok=True)
     return course_id
 
 
