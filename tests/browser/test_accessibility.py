@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from app.blueprints.enrollments.services import enroll
 from app.blueprints.notifications.services import notify
 from app.extensions import db
+from tests.browser import flows
 
 pytestmark = pytest.mark.browser
 
@@ -40,11 +41,7 @@ def test_every_page_passes_axe_for_every_role(app, page, visit, make_user, make_
         visit(page, name)
 
     def sign_in(username: str) -> None:
-        page.goto("/auth/login")
-        page.get_by_label("Username or email").fill(username)
-        page.get_by_label("Password").fill(PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        expect(page).to_have_url(re.compile(r"/dashboard$"))
+        flows.sign_in(page, username, PASSWORD)
 
     make_user("ada", full_name="Ada Lovelace", password=PASSWORD)
     users = {role: make_user(f"a{role}", role=role, password=PASSWORD) for role in ROLES}

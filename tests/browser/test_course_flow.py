@@ -8,24 +8,18 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.flows import sign_in
+
 pytestmark = pytest.mark.browser
 
 PASSWORD = "course-flow-secret"
-
-
-def sign_in(page, username: str) -> None:
-    page.goto("/auth/login")
-    page.get_by_label("Username or email").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(r"/dashboard$"))
 
 
 def test_teacher_publishes_student_enrols_and_withdraws(page, visit, make_user):
     make_user("mrs.bell", role="teacher", full_name="Grace Bell", password=PASSWORD)
     make_user("leo", full_name="Leo Student", password=PASSWORD)
 
-    sign_in(page, "mrs.bell")
+    sign_in(page, "mrs.bell", PASSWORD)
     page.get_by_role("link", name="New course").first.click()
     page.get_by_label("Title").fill("Botany for Beginners")
     page.get_by_label("Description").fill("Seeds, leaves and flowers.\nFieldwork on Fridays.")
@@ -38,7 +32,7 @@ def test_teacher_publishes_student_enrols_and_withdraws(page, visit, make_user):
     expect(page.locator("[data-seats-left]")).to_have_attribute("data-seats-left", "12")
     page.get_by_role("button", name="Sign out").click()
 
-    sign_in(page, "leo")
+    sign_in(page, "leo", PASSWORD)
     page.get_by_role("link", name="Courses", exact=True).click()
     card = page.locator("[data-course-id]", has_text="Botany for Beginners")
     expect(card).to_contain_text("Grace Bell")
@@ -77,7 +71,7 @@ def test_enrolment_works_without_javascript(browser, live_server, make_user, mak
     make_user("nojs", password=PASSWORD)
     context = browser.new_context(base_url=live_server, java_script_enabled=False)
     page = context.new_page()
-    sign_in(page, "nojs")
+    sign_in(page, "nojs", PASSWORD)
     page.goto(f"/courses/{course.id}")
     page.get_by_role("button", name="Enrol").click()
     expect(page).to_have_url(re.compile(rf"/courses/{course.id}$"))

@@ -3,25 +3,16 @@ the teacher replies."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from playwright.sync_api import expect
 
 from app.blueprints.enrollments.services import enroll
 from app.blueprints.feedback.services import save
+from tests.browser.flows import sign_in
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "feedback-flow-secret"
-
-
-def sign_in(page, username: str) -> None:
-    page.goto("/auth/login")
-    page.get_by_label("Username or email").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(r"/dashboard$"))
 
 
 def test_student_rates_through_htmx_and_teacher_replies(page, visit, make_user, make_course):
@@ -33,7 +24,7 @@ def test_student_rates_through_htmx_and_teacher_replies(page, visit, make_user, 
         save(classmate, course.id, stars, f"Classmate {n} thinks it is worth {stars}.")
     enroll(make_user("rita", full_name="Rita Rater", password=PASSWORD), course.id)
 
-    sign_in(page, "rita")
+    sign_in(page, "rita", PASSWORD)
     page.goto(f"/courses/{course.id}")
     page.get_by_role("link", name="Read the feedback").click()
     summary = page.locator("#feedback-summary")
@@ -60,7 +51,7 @@ def test_student_rates_through_htmx_and_teacher_replies(page, visit, make_user, 
     assert page.evaluate("window.notReloaded === true")
     page.get_by_role("button", name="Sign out").click()
 
-    sign_in(page, "mr.oak")
+    sign_in(page, "mr.oak", PASSWORD)
     expect(page.locator("#notification-count")).to_have_text("1")
     page.goto(f"/courses/{course.id}/feedback?sort=lowest")
     rita = page.locator("[data-feedback-id]").first
@@ -72,5 +63,5 @@ def test_student_rates_through_htmx_and_teacher_replies(page, visit, make_user, 
     visit(page, "feedback-replied")
     page.get_by_role("button", name="Sign out").click()
 
-    sign_in(page, "rita")
+    sign_in(page, "rita", PASSWORD)
     expect(page.locator("#notification-count")).to_have_text("1")

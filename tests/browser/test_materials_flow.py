@@ -2,26 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
 from app.blueprints.enrollments.services import enroll
+from tests.browser.flows import sign_in
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "materials-flow-secret"
 NOTES = b"Chapter 1: rivers.\nChapter 2: mountains.\n" * 20_000  # about 800 KB
-
-
-def sign_in(page, username: str) -> None:
-    page.goto("/auth/login")
-    page.get_by_label("Username or email").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(re.compile(r"/dashboard$"))
 
 
 def test_upload_two_files_then_download_as_a_student(page, visit, make_user, make_course, tmp_path):
@@ -33,7 +25,7 @@ def test_upload_two_files_then_download_as_a_student(page, visit, make_user, mak
     syllabus = tmp_path / "syllabus.pdf"
     syllabus.write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n")
 
-    sign_in(page, "ms.river")
+    sign_in(page, "ms.river", PASSWORD)
     page.goto(f"/courses/{course.id}/materials")
     page.locator("#file").set_input_files([str(notes), str(syllabus)])
     # Record what the progress bar shows while the files go up.
@@ -56,7 +48,7 @@ def test_upload_two_files_then_download_as_a_student(page, visit, make_user, mak
     visit(page, "materials-uploaded")
     page.get_by_role("button", name="Sign out").click()
 
-    sign_in(page, "leo")
+    sign_in(page, "leo", PASSWORD)
     expect(page.locator("#notification-count")).to_have_text("1")
     page.goto(f"/courses/{course.id}/materials")
     with page.expect_download() as download_info:

@@ -109,13 +109,7 @@ def upload(user: User, course_id: int, files: list[FileStorage], title: str) -> 
         f"{what} added to “{course.title}”.",
         f"/courses/{course.id}/materials",
     )
-    try:
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        for material in materials:
-            storage.stored_path(material.stored_name).unlink(missing_ok=True)
-        raise
+    _commit_keeping(materials)
     return materials
 
 
@@ -169,13 +163,19 @@ def replace(user: User, material_id: int, file: FileStorage | None) -> Material:
         f"“{old.title}” in “{course.title}” has a new version.",
         f"/courses/{course.id}/materials",
     )
+    _commit_keeping([new])
+    return new
+
+
+def _commit_keeping(materials: list[Material]) -> None:
+    """Commit the rows of files already in place; if that fails, the files go too."""
     try:
         db.session.commit()
     except Exception:
         db.session.rollback()
-        storage.stored_path(new.stored_name).unlink(missing_ok=True)
+        for material in materials:
+            storage.stored_path(material.stored_name).unlink(missing_ok=True)
         raise
-    return new
 
 
 def _enrolled(course_id: int) -> list[int]:
