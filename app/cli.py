@@ -152,6 +152,22 @@ DEMO_COURSES = [
 ]
 
 
+@users_cli.command("set-password")
+@click.argument("login")
+@click.password_option()
+def set_password(login: str, password: str) -> None:
+    """Give the account LOGIN (username or email) a new password; its sessions end."""
+    user = accounts.find_by_login(login)
+    if user is None:
+        raise click.ClickException(f"No account has the username or email {login}.")
+    problem = accounts.password_problem(password, user.username, user.email)
+    if problem or not 10 <= len(password) <= 128:
+        raise click.ClickException(problem or "Use 10 to 128 characters.")
+    user.password_hash = accounts.hash_password(password)
+    accounts.end_sessions(user)
+    click.echo(f"{user.username} has a new password; their sessions have ended.")
+
+
 def seed_demo() -> bool:
     """Demo accounts and courses, only into an empty database. True when it added them."""
     if db.session.scalar(select(func.count()).select_from(User)):

@@ -222,3 +222,16 @@ def test_htmx_rating_answers_the_panel_with_the_new_chart(client, login_as, cour
     assert response.status_code == 200 and "<html" not in html
     assert 'id="feedback-panel"' in html and 'data-average-rating="4.0"' in html
     assert 'hx-swap-oob="innerHTML:#flashes"' in html
+
+
+def test_opening_the_feedback_page_reads_the_teachers_notification(
+    client, login_as, course, student
+):
+    services.save(student, course.id, 5, "")
+    teacher = db.session.scalar(select(User).where(User.username == "tina"))
+    login_as(teacher)
+    assert 'id="notification-count" class="badge">1<' in client.get("/dashboard").get_data(
+        as_text=True
+    )
+    client.get(f"/courses/{course.id}/feedback")
+    assert db.session.scalar(select(Notification.read_at)) is not None

@@ -95,3 +95,23 @@ def test_seed_demo_fills_an_empty_database_once(app, client):
         "/auth/login", {"login": "admin@campus.example", "password": DEMO_PASSWORD}
     )
     assert response.status_code == 303
+
+
+def test_set_password_lets_an_admin_help_and_ends_sessions(app, client, make_user, login_as):
+    user = make_user("grace", email="grace@school.example")
+    login_as(user)
+    runner = app.test_cli_runner()
+    weak = runner.invoke(args=["users", "set-password", "grace", "--password", "password123"])
+    assert weak.exit_code != 0 and "too common" in weak.output
+    result = runner.invoke(args=["users", "set-password", "GRACE@school.example",
+                                 "--password", "a-fresh-start-2026"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert client.get("/dashboard").status_code == 302
+    signed_in = client.post_form(
+        "/auth/login", {"login": "grace", "password": "a-fresh-start-2026"}
+    )
+    assert signed_in.status_code == 303
+    assert (
+        runner.invoke(args=["users", "set-password", "nobody", "--password", "x" * 12]).exit_code
+        != 0
+    )

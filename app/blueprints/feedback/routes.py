@@ -7,6 +7,7 @@ from flask_login import current_user, login_required
 
 from app.blueprints.feedback import bp, services
 from app.blueprints.feedback.forms import FeedbackForm, ReplyForm
+from app.blueprints.notifications.services import mark_read_for_link
 from app.web import is_htmx, page_number, redirect_303, render_page_or_partial
 
 
@@ -31,6 +32,11 @@ def page_context(course_id: int, form: FeedbackForm | None = None) -> dict:
 @bp.get("/courses/<int:course_id>/feedback")
 @login_required
 def index(course_id: int):
+    course = services.readable_course(current_user, course_id).course
+    if services.can_manage(current_user, course):
+        # The teacher now sees the new feedback its notification announced. (Before the page
+        # is loaded: the commit would expire what it loaded.)
+        mark_read_for_link(current_user, url_for("feedback.index", course_id=course_id))
     context = page_context(course_id)
     return render_page_or_partial("feedback/index.html", "feedback/_entries.html", **context)
 

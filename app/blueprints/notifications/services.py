@@ -85,3 +85,17 @@ def mark_all_read(user: User) -> None:
         .values(read_at=utcnow())
     )
     db.session.commit()
+
+
+def mark_read_for_link(user: User, link: str) -> None:
+    """Seeing the page a notification points to reads it."""
+    db.session.execute(
+        update(Notification)
+        .where(
+            Notification.user_id == user.id,
+            Notification.link == link,
+            Notification.read_at.is_(None),
+        )
+        .values(read_at=utcnow())
+    )
+    db.session.commit()
