@@ -5,16 +5,17 @@ from __future__ import annotations
 from flask import flash, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from app.blueprints.courses.services import can_manage
 from app.blueprints.feedback import bp, services
 from app.blueprints.feedback.forms import FeedbackForm, ReplyForm
 from app.blueprints.notifications.services import mark_read_for_link
 from app.web import is_htmx, page_number, redirect_303, render_page_or_partial
 
 
-def page_context(course_id: int, form: FeedbackForm | None = None) -> dict:
+def page_context(course_id: int, form: FeedbackForm | None = None, item=None) -> dict:
     """Everything the feedback page shows: the course, summary and chart, the viewer's form
     (when they may rate) and one page of entries."""
-    item = services.readable_course(current_user, course_id)
+    item = item or services.readable_course(current_user, course_id)
     can_write = services.may_write(current_user, course_id)
     mine = services.mine(current_user, course_id)
     if form is None and can_write:
@@ -25,19 +26,20 @@ def page_context(course_id: int, form: FeedbackForm | None = None) -> dict:
         "page": services.entries(course_id, page_number(), request.args.get("sort", "newest")),
         "form": form,
         "mine": mine,
-        "can_reply": services.can_manage(current_user, item.course),
+        "can_reply": can_manage(current_user, item.course),
     }
 
 
 @bp.get("/courses/<int:course_id>/feedback")
 @login_required
 def index(course_id: int):
-    course = services.readable_course(current_user, course_id).course
-    if services.can_manage(current_user, course):
-        # The teacher now sees the new feedback its notification announced. (Before the page
-        # is loaded: the commit would expire what it loaded.)
-        mark_read_for_link(current_user, url_for("feedback.index", course_id=course_id))
-    context = page_context(course_id)
+    item = services.readable_course(current_user, course_id)
+    link = url_for("feedback.index", course_id=course_id)
+    # The teacher now sees the new feedback its notification announced; marking it read
+    # commits, which expires what was loaded, so the course is read again then.
+    if can_manage(current_user, item.course) and mark_read_for_link(current_user, link):
+        item = None
+    context = page_context(course_id, item=item)
     return render_page_or_partial("feedback/index.html", "feedback/_entries.html", **context)
 
 

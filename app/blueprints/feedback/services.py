@@ -9,8 +9,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
 
 from app.blueprints.courses.services import can_manage, visible_course
-
-__all__ = ["can_manage"]  # the routes ask it too
 from app.blueprints.notifications.services import notify
 from app.errors import NotAllowed, NotFound
 from app.extensions import db

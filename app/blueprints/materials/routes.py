@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import flash, render_template, request, send_file, url_for
 from flask_login import current_user, login_required
 
+from app.blueprints.courses.services import can_manage
 from app.blueprints.materials import bp, services
 from app.errors import InvalidInput
 from app.web import is_htmx, redirect_303
@@ -31,7 +32,7 @@ def index(course_id: int):
         "materials/index.html",
         course=course,
         materials=materials,
-        can_upload=services.can_manage(current_user, course),
+        can_upload=can_manage(current_user, course),
     )
 
 

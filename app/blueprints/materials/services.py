@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import delete as sql_delete
@@ -10,8 +11,6 @@ from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import FileStorage
 
 from app.blueprints.courses.services import can_manage, managed_course, visible_course
-
-__all__ = ["can_manage"]  # the routes ask it too
 from app.blueprints.enrollments.services import ENROLLED
 from app.blueprints.materials import storage
 from app.blueprints.notifications.services import notify
@@ -86,20 +85,10 @@ def upload(user: User, course_id: int, files: list[FileStorage], title: str) -> 
         raise InvalidInput({"file": "Choose at least one file."})
     checked = [check(file) for file in files]
 
-    materials = []
-    for path, display, content_type, size, sha256 in checked:
-        materials.append(
-            Material(
-                course_id=course.id,
-                title=(title.strip() or display.rsplit(".", 1)[0])[:TITLE_MAX],
-                original_name=display,
-                stored_name=storage.keep(path),
-                content_type=content_type,
-                size=size,
-                sha256=sha256,
-                uploaded_by_id=user.id,
-            )
-        )
+    materials = [
+        file.kept_as(course.id, user.id, title.strip() or file.name.rsplit(".", 1)[0])
+        for file in checked
+    ]
     db.session.add_all(materials)
     students = _enrolled(course.id)
     what = f"“{materials[0].title}”" if len(materials) == 1 else f"{len(materials)} new files"
@@ -113,8 +102,33 @@ def upload(user: User, course_id: int, files: list[FileStorage], title: str) -> 
     return materials
 
 
-def check(file: FileStorage) -> tuple[Path, str, str, int, str]:
-    """One uploaded file, checked: its temporary path, display name, type, size and sha256."""
+@dataclass(frozen=True)
+class CheckedFile:
+    """An upload that passed every check, still in UPLOAD_DIR/tmp."""
+
+    path: Path
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+
+    def kept_as(self, course_id: int, uploaded_by_id: int, title: str, **version: int) -> Material:
+        """Move the file into place and describe it as a material (not yet committed)."""
+        return Material(
+            course_id=course_id,
+            title=title[:TITLE_MAX],
+            original_name=self.name,
+            stored_name=storage.keep(self.path),
+            content_type=self.content_type,
+            size=self.size,
+            sha256=self.sha256,
+            uploaded_by_id=uploaded_by_id,
+            **version,
+        )
+
+
+def check(file: FileStorage) -> CheckedFile:
+    """One uploaded file: a usable name, not empty, a type we accept by its content."""
     name = file.filename or ""
     if any(ch in name for ch in "\x00\r\n"):
         raise InvalidInput({"file": "A file name holds characters that cannot be used."})
@@ -130,7 +144,7 @@ def check(file: FileStorage) -> tuple[Path, str, str, int, str]:
             f"“{display}” is not a type of file Campus accepts. Use documents (PDF, Word, "
             "LibreOffice), images, audio, video, zip or plain text."
         )
-    return path, display, content_type, size, storage.digest(path)
+    return CheckedFile(path, display, content_type, size, storage.digest(path))
 
 
 def replace(user: User, material_id: int, file: FileStorage | None) -> Material:
@@ -142,18 +156,8 @@ def replace(user: User, material_id: int, file: FileStorage | None) -> Material:
     course = managed_course(user, old.course_id)
     if file is None or not file.filename:
         raise InvalidInput({"file": "Choose the new version of the file."})
-    path, display, content_type, size, sha256 = check(file)
-    new = Material(
-        course_id=course.id,
-        title=old.title,
-        original_name=display,
-        stored_name=storage.keep(path),
-        content_type=content_type,
-        size=size,
-        sha256=sha256,
-        uploaded_by_id=user.id,
-        root_id=old.document_id,
-        version=old.version + 1,
+    new = check(file).kept_as(
+        course.id, user.id, old.title, root_id=old.document_id, version=old.version + 1
     )
     old.is_current = False
     db.session.add(new)

@@ -87,9 +87,9 @@ def mark_all_read(user: User) -> None:
     db.session.commit()
 
 
-def mark_read_for_link(user: User, link: str) -> None:
-    """Seeing the page a notification points to reads it."""
-    db.session.execute(
+def mark_read_for_link(user: User, link: str) -> bool:
+    """Seeing the page a notification points to reads it. True when one was unread."""
+    result = db.session.execute(
         update(Notification)
         .where(
             Notification.user_id == user.id,
@@ -98,4 +98,7 @@ def mark_read_for_link(user: User, link: str) -> None:
         )
         .values(read_at=utcnow())
     )
+    if not result.rowcount:
+        return False
     db.session.commit()
+    return True
