@@ -11,6 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from app import live
 from app.extensions import csrf, db, limiter, login_manager, migrate, sock
 from config import CONFIGS, Config
 
@@ -41,8 +42,10 @@ def create_app(config: str | type[Config] | None = None, **overrides: object) ->
     limiter.init_app(app)
     sock.init_app(app)
     configure_login(app)
+    live.init_app(app)
 
     from app.blueprints.auth import bp as auth_bp
+    from app.blueprints.chat import bp as chat_bp
     from app.blueprints.courses import bp as courses_bp
     from app.blueprints.enrollments import bp as enrollments_bp
     from app.blueprints.feedback import bp as feedback_bp
@@ -59,6 +62,7 @@ def create_app(config: str | type[Config] | None = None, **overrides: object) ->
     app.register_blueprint(notifications_bp)
     app.register_blueprint(feedback_bp)
     app.register_blueprint(materials_bp)
+    app.register_blueprint(chat_bp)
 
     from app.cli import register_cli
     from app.errors import register_error_handlers

@@ -1,5 +1,6 @@
 """The database models, one module per aggregate."""
 
+from app.models.chat import ChatMessage, ChatRead, ChatRoom
 from app.models.course import Course
 from app.models.enrollment import Enrollment, EnrollmentStatus
 from app.models.feedback import Feedback
@@ -8,6 +9,9 @@ from app.models.notification import Notification
 from app.models.user import Role, User
 
 __all__ = [
+    "ChatMessage",
+    "ChatRead",
+    "ChatRoom",
     "Course",
     "Enrollment",
     "EnrollmentStatus",

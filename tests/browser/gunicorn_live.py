@@ -1,5 +1,5 @@
 """gunicorn settings for the browser tests' live server (the bind comes on the command line)."""
 
 workers = 1
-threads = 8
+threads = 64
 loglevel = "warning"

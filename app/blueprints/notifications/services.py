@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
+from sqlalchemy.orm import Session
 
 from app.errors import NotFound
 from app.extensions import db
 from app.models import Notification, User
 from app.models.user import utcnow
+
+log = logging.getLogger(__name__)
 
 PAGE_SIZE = 20
 
@@ -18,10 +22,47 @@ PAGE_SIZE = 20
 def notify(user_ids: Iterable[int], kind: str, text: str, link: str = "") -> None:
     """Add a notification for each user to the current transaction (the caller commits, so a
     notification exists exactly when what it reports does)."""
+    user_ids = list(dict.fromkeys(user_ids))
     db.session.add_all(
-        Notification(user_id=user_id, kind=kind, text=text[:500], link=link)
-        for user_id in dict.fromkeys(user_ids)
+        Notification(user_id=user_id, kind=kind, text=text[:500], link=link) for user_id in user_ids
     )
+    badge_changes(db.session).update(user_ids)
+
+
+def badge_changes(session: Session) -> set[int]:
+    """Whose unread count this transaction changes; their badges are pushed after it commits."""
+    return session.info.setdefault("badge_changes", set())
+
+
+@event.listens_for(db.session, "after_commit")
+def push_badges(session: Session) -> None:
+    """Every open tab of the people concerned shows the new count, on any page."""
+    user_ids = session.info.pop("badge_changes", None)
+    if not user_ids:
+        return
+    try:
+        from app.live import live, render_fragment
+
+        # The session cannot run SQL between transactions; a connection of its own can.
+        with db.engine.connect() as connection:
+            counts = dict.fromkeys(user_ids, 0) | dict(
+                connection.execute(
+                    select(Notification.user_id, func.count())
+                    .where(Notification.user_id.in_(user_ids), Notification.read_at.is_(None))
+                    .group_by(Notification.user_id)
+                ).all()
+            )
+        for user_id, count in counts.items():
+            html = render_fragment("notifications/_badge.html", notification_count=count, oob=True)
+            live().publish([user_id], html)
+    except Exception:
+        # The change is committed; a badge that updates on the next page is no reason to fail.
+        log.exception("live: pushing unread counts failed")
+
+
+@event.listens_for(db.session, "after_rollback")
+def forget_badges(session: Session) -> None:
+    session.info.pop("badge_changes", None)
 
 
 def unread_count(user: User) -> int:
@@ -74,6 +115,7 @@ def mark_read(user: User, notification_id: int) -> Notification:
         raise NotFound("There is no such notification.")
     if notification.read_at is None:
         notification.read_at = utcnow()
+        badge_changes(db.session).add(user.id)
         db.session.commit()
     return notification
 
@@ -84,6 +126,7 @@ def mark_all_read(user: User) -> None:
         .where(Notification.user_id == user.id, Notification.read_at.is_(None))
         .values(read_at=utcnow())
     )
+    badge_changes(db.session).add(user.id)
     db.session.commit()
 
 
@@ -100,5 +143,6 @@ def mark_read_for_link(user: User, link: str) -> bool:
     )
     if not result.rowcount:
         return False
+    badge_changes(db.session).add(user.id)
     db.session.commit()
     return True

@@ -34,4 +34,84 @@
       target.querySelector("[data-focus-after-swap]");
     if (landing) landing.focus();
   });
+
+  // The live channel (htmx's ws extension on <body>). After every (re)connect, tell the
+  // server the newest message each open room shows; it sends what this tab missed.
+  var socket = null;
+  document.addEventListener("htmx:wsOpen", function (event) {
+    socket = event.detail.socketWrapper;
+    var rooms = {};
+    document.querySelectorAll("[data-room-messages]").forEach(function (list) {
+      var shown = list.querySelectorAll("[data-message-id]");
+      var newest = shown.length ? shown[shown.length - 1].getAttribute("data-message-id") : "0";
+      rooms[list.getAttribute("data-room-messages")] = Number(newest);
+    });
+    socket.send(JSON.stringify({ resume: rooms }));
+  });
+  document.addEventListener("htmx:wsClose", function () {
+    socket = null;
+  });
+
+  // A sent message clears the box; the message itself comes back over the socket.
+  document.addEventListener("htmx:wsAfterSend", function (event) {
+    var form = event.detail.elt;
+    if (form && form.matches("[data-room-form]")) {
+      form.reset();
+      var box = form.querySelector("textarea");
+      if (box) box.focus();
+    }
+  });
+
+  // Enter sends, Shift+Enter starts a new line.
+  document.addEventListener("keydown", function (event) {
+    var box = event.target;
+    if (event.key !== "Enter" || event.shiftKey || !box.closest) return;
+    var form = box.closest("[data-room-form]");
+    if (!form || box.tagName !== "TEXTAREA") return;
+    event.preventDefault();
+    form.requestSubmit();
+  });
+
+  // "… is typing": sent at most every 3 seconds while writing.
+  var typingSent = 0;
+  document.addEventListener("input", function (event) {
+    var form = event.target.closest && event.target.closest("[data-room-form]");
+    if (!form || !socket || Date.now() - typingSent < 3000) return;
+    typingSent = Date.now();
+    socket.send(JSON.stringify({ room: Number(form.getAttribute("data-room-form")), typing: true }));
+  });
+
+  // After each live message: keep the newest message in view, hide "no messages yet", clear
+  // a typing line after a few seconds, and count unread messages on the room list.
+  var me = document.body.getAttribute("data-user-id");
+  document.addEventListener("htmx:wsBeforeMessage", function (event) {
+    var html = new DOMParser().parseFromString(event.detail.message, "text/html");
+    html.querySelectorAll("[id$='-last'][data-author-id]").forEach(function (last) {
+      var unread = document.getElementById(last.id.replace(/-last$/, "-unread"));
+      if (!unread || last.getAttribute("data-author-id") === me) return;
+      var count = Number(unread.textContent) + 1;
+      unread.textContent = String(count);
+      unread.setAttribute("data-unread", String(count));
+      unread.classList.remove("is-zero");
+    });
+  });
+  document.addEventListener("htmx:wsAfterMessage", function () {
+    document.querySelectorAll("[data-room-messages]").forEach(function (list) {
+      var empty = document.getElementById(list.id.replace(/-messages$/, "-empty"));
+      if (empty && list.querySelector("[data-message-id]")) empty.remove();
+      var last = list.lastElementChild;
+      if (last && last.getAttribute("data-seen") !== "1") {
+        last.setAttribute("data-seen", "1");
+        last.scrollIntoView({ block: "nearest" });
+      }
+    });
+    document.querySelectorAll("[data-typing]").forEach(function (line) {
+      if (!line.textContent || line.getAttribute("data-clear-at")) return;
+      line.setAttribute("data-clear-at", "1");
+      setTimeout(function () {
+        line.textContent = "";
+        line.removeAttribute("data-clear-at");
+      }, 4000);
+    });
+  });
 })();

@@ -1,0 +1,164 @@
+"""The live channel's protocol (DESIGN.md "Live updates"): JSON in, HTML fragments out.
+
+One socket per tab. Each incoming message is handled in a transaction of its own, and nothing
+a client sends closes the socket: a bad message gets the `#live-error` fragment instead."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from flask import request
+from flask_login import current_user
+from sqlalchemy import select
+
+from app.blueprints.chat import services
+from app.blueprints.chat.services import Member
+from app.errors import DomainError, InvalidInput
+from app.extensions import db
+from app.live import Connection, live, render_fragment
+from app.models import User
+
+log = logging.getLogger(__name__)
+
+# How often an idle socket re-announces that it is still here (presence lives 90 s).
+PRESENCE_REFRESH = 30
+ROOMS_PER_RESUME = 50
+BIGGEST_ID = 2**53
+
+
+def refusal() -> tuple[str, int] | None:
+    """Checked before the upgrade, while a status can still be answered: a session (401) and
+    a page of ours as the `Origin` (403), so another site cannot use a visitor's cookie."""
+    if not current_user.is_authenticated:
+        return "Sign in to use the live channel.", 401
+    origin = request.headers.get("Origin", "")
+    if origin.rstrip("/").lower() != f"{request.scheme}://{request.host}".lower():
+        return "The live channel only answers this site's pages.", 403
+    return None
+
+
+def member_of(user: User) -> Member:
+    return Member(user.id, user.username, user.full_name, user.session_version)
+
+
+def serve(ws: Any) -> None:
+    """Run one socket until it closes."""
+    member = member_of(current_user)
+    connection = Connection(ws, member.id)
+    live().open(connection)
+    db.session.remove()  # a socket must not hold a database connection while it waits
+    try:
+        while True:
+            raw = ws.receive(timeout=PRESENCE_REFRESH)
+            if raw is None:
+                live().broker.watch(member.id, connection.id, connection.rooms)
+                continue
+            try:
+                if not still_signed_in(member):
+                    ws.close(reason=1008, message="Signed out")
+                    return
+                handle(connection, member, raw)
+            finally:
+                db.session.remove()
+    finally:
+        live().close(connection)
+        remember_read(connection, member)
+
+
+def still_signed_in(member: Member) -> bool:
+    """Signing out elsewhere or a new password ends open sockets too."""
+    version = db.session.scalar(select(User.session_version).where(User.id == member.id))
+    return version == member.session_version
+
+
+def handle(connection: Connection, member: Member, raw: str | bytes) -> None:
+    try:
+        if connection.over_limit():
+            raise InvalidInput({"live": "Slow down: at most 10 messages in 5 seconds."})
+        data = parse(raw)
+        if "resume" in data:
+            resume(connection, member, data["resume"])
+        elif data.get("typing") is True:
+            typing(connection, member, room_id(data.get("room")))
+        else:
+            services.post(member, room_id(data.get("room")), data.get("body"))
+            if connection.error_shown:
+                show_error(connection, "")
+    except DomainError as error:
+        db.session.rollback()
+        show_error(connection, error.message or "That could not be done.")
+    except Exception:
+        db.session.rollback()
+        log.exception("live: a message from user %s failed", member.id)
+        show_error(connection, "Something went wrong. Reload the page and try again.")
+
+
+def parse(raw: str | bytes) -> dict:
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput({"live": "That message could not be read."}) from None
+    if not isinstance(data, dict):
+        raise InvalidInput({"live": "That message could not be read."})
+    return data
+
+
+def room_id(value: object) -> int:
+    """A number or a string of digits (DESIGN.md); anything else names no room."""
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 16:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < BIGGEST_ID:
+        raise InvalidInput({"room": "Choose a chat room to write in."})
+    return value
+
+
+def last_id(value: object) -> int:
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 16:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < BIGGEST_ID:
+        raise InvalidInput({"resume": "That message could not be read."})
+    return value
+
+
+def resume(connection: Connection, member: Member, rooms: object) -> None:
+    """Send each open room what this tab missed, in order, and remember that the tab shows
+    those rooms (its member is then not notified of messages there)."""
+    if not isinstance(rooms, dict) or len(rooms) > ROOMS_PER_RESUME:
+        raise InvalidInput({"resume": "That message could not be read."})
+    wanted = {room_id(key): last_id(value) for key, value in rooms.items()}
+    for room, after in wanted.items():
+        services.room_for(member.id, room)
+    connection.rooms = set(wanted)
+    live().broker.watch(member.id, connection.id, connection.rooms)
+    for room, after in wanted.items():
+        for message in services.missed(room, after):
+            connection.send(
+                services.message_fragment(message, message.author.full_name), room, message.id
+            )
+        services.mark_read(member.id, room, connection.seen.get(room))
+
+
+def typing(connection: Connection, member: Member, room: int) -> None:
+    _, members = services.room_for(member.id, room)
+    html = render_fragment("chat/_typing.html", room_id=room, name=member.full_name)
+    others = [user_id for user_id in members if user_id != member.id]
+    live().publish(others, html)
+
+
+def show_error(connection: Connection, message: str) -> None:
+    connection.error_shown = bool(message)
+    connection.send(render_fragment("chat/_live_error.html", message=message))
+
+
+def remember_read(connection: Connection, member: Member) -> None:
+    """A tab that closes has seen what it was sent in the rooms it showed."""
+    try:
+        for room, newest in connection.seen.items():
+            if room in connection.rooms:
+                services.mark_read(member.id, room, newest)
+    except Exception:
+        log.exception("live: read marks of user %s not saved", member.id)
+    finally:
+        db.session.remove()

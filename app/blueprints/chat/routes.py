@@ -1,0 +1,80 @@
+"""Routes for chat rooms, posting without JavaScript, direct rooms and the live socket."""
+
+from __future__ import annotations
+
+from flask import Response, request, url_for
+from flask_login import current_user, login_required
+
+from app.blueprints.chat import bp, channel, services
+from app.blueprints.chat.forms import MessageForm
+from app.blueprints.notifications.services import mark_read_for_link
+from app.errors import InvalidInput
+from app.extensions import sock
+from app.web import form_invalid, redirect_303, render_page_or_partial
+
+
+@bp.get("/chat")
+@login_required
+def index():
+    return render_page_or_partial(
+        "chat/index.html", "chat/_rooms.html", rooms=services.rooms_of(current_user)
+    )
+
+
+def room_context(room_id: int, form: MessageForm | None = None) -> dict:
+    room, _ = services.room_for(current_user.id, room_id)
+    before = request.args.get("before", type=int)
+    return {
+        "room": room,
+        "title": services.title_of(room, current_user.id),
+        "history": services.history(room, before),
+        "form": form or MessageForm(formdata=None),
+    }
+
+
+@bp.get("/chat/<int:room_id>")
+@login_required
+def room(room_id: int):
+    if request.args.get("before") is None:
+        # Opening the room reads it, and the notification that pointed here.
+        services.room_for(current_user.id, room_id)
+        services.mark_read(current_user.id, room_id)
+        mark_read_for_link(current_user, url_for("chat.room", room_id=room_id))
+    context = room_context(room_id)
+    return render_page_or_partial("chat/room.html", "chat/_history.html", **context)
+
+
+@bp.post("/chat/<int:room_id>/messages")
+@login_required
+def post(room_id: int):
+    services.room_for(current_user.id, room_id)  # 404 before looking at the input
+    form = MessageForm()
+    if not form.validate():
+        return form_invalid("chat/room.html", form, **room_context(room_id, form))
+    try:
+        message = services.post(channel.member_of(current_user), room_id, form.body.data)
+    except InvalidInput as error:
+        return form_invalid("chat/room.html", form, error, **room_context(room_id, form))
+    return redirect_303(url_for("chat.room", room_id=room_id) + f"#message-{message.id}")
+
+
+@bp.post("/chat/direct/<username>")
+@login_required
+def direct(username: str):
+    room = services.direct_room(current_user, username)
+    return redirect_303(url_for("chat.room", room_id=room.id))
+
+
+@bp.before_request
+def check_handshake():
+    if request.endpoint == "chat.live":
+        refused = channel.refusal()
+        if refused is not None:
+            message, status = refused
+            return Response(message, status=status, mimetype="text/plain")
+    return None
+
+
+@sock.route("/ws", bp=bp)
+def live(ws):
+    channel.serve(ws)

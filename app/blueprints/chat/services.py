@@ -1,0 +1,307 @@
+"""Chat rules: who is in a room, storing a message before anyone sees it, what is unread, and
+who is told about a message they were not there to see."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import url_for
+from sqlalchemy import and_, func, or_, select, union, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased, contains_eager
+
+from app.blueprints.notifications.services import notify
+from app.errors import InvalidInput, NotFound
+from app.extensions import db
+from app.forms import control_characters
+from app.live import live, render_fragment
+from app.models import (
+    ChatMessage,
+    ChatRead,
+    ChatRoom,
+    Course,
+    Enrollment,
+    EnrollmentStatus,
+    Notification,
+    User,
+)
+from app.models.chat import BODY_MAX
+
+PAGE_SIZE = 50
+# A tab that comes back after a long time gets at most this many messages a room; the page
+# itself shows the rest.
+RESUME_MAX = 500
+
+
+@dataclass(frozen=True)
+class Member:
+    """Who a socket belongs to, kept as plain values: a socket outlives many transactions."""
+
+    id: int
+    username: str
+    full_name: str
+    session_version: int
+
+
+@dataclass(frozen=True)
+class RoomSummary:
+    room: ChatRoom
+    title: str
+    unread: int
+    last: ChatMessage | None
+
+
+@dataclass(frozen=True)
+class History:
+    messages: list[ChatMessage]
+    older: int | None  # the id to ask `before=` for, when there are older messages
+
+
+def member_ids(room: ChatRoom) -> list[int]:
+    """A course room: its teacher and enrolled students, as of now. A direct room: its two."""
+    if room.course_id is None:
+        return [room.user_a_id, room.user_b_id]
+    query = union(
+        select(Course.teacher_id).where(Course.id == room.course_id),
+        select(Enrollment.student_id).where(
+            Enrollment.course_id == room.course_id,
+            Enrollment.status == EnrollmentStatus.ENROLLED.value,
+        ),
+    )
+    return list(db.session.scalars(query))
+
+
+def room_for(user_id: int, room_id: int) -> tuple[ChatRoom, list[int]]:
+    """The room and its members, if `user_id` is one; a room one is not in is as good as missing
+    (DESIGN.md: 404 for everyone but its members)."""
+    room = db.session.get(ChatRoom, room_id)
+    if room is None:
+        raise NotFound("There is no such chat room.")
+    members = member_ids(room)
+    if user_id not in members:
+        raise NotFound("There is no such chat room.")
+    return room, members
+
+
+def title_of(room: ChatRoom, viewer_id: int) -> str:
+    if room.course_id is not None:
+        return db.session.scalar(select(Course.title).where(Course.id == room.course_id))
+    other = room.user_b_id if room.user_a_id == viewer_id else room.user_a_id
+    return db.session.scalar(select(User.full_name).where(User.id == other))
+
+
+def rooms_of(user: User) -> list[RoomSummary]:
+    """Every room of mine, the most recently active first, with unread counts and the last
+    message, in a fixed number of queries."""
+    mine = or_(
+        ChatRoom.course_id.in_(select(Course.id).where(Course.teacher_id == user.id)),
+        ChatRoom.course_id.in_(
+            select(Enrollment.course_id).where(
+                Enrollment.student_id == user.id,
+                Enrollment.status == EnrollmentStatus.ENROLLED.value,
+            )
+        ),
+        ChatRoom.user_a_id == user.id,
+        ChatRoom.user_b_id == user.id,
+    )
+    rooms = list(db.session.scalars(select(ChatRoom).where(mine)))
+    if not rooms:
+        return []
+    ids = [room.id for room in rooms]
+    last_ids = dict(
+        db.session.execute(
+            select(ChatMessage.room_id, func.max(ChatMessage.id))
+            .where(ChatMessage.room_id.in_(ids))
+            .group_by(ChatMessage.room_id)
+        ).all()
+    )
+    lasts = {
+        message.room_id: message
+        for message in db.session.scalars(
+            select(ChatMessage)
+            .join(ChatMessage.author)
+            .options(contains_eager(ChatMessage.author))
+            .where(ChatMessage.id.in_(list(last_ids.values())))
+        )
+    }
+    read = aliased(ChatRead)
+    unread = dict(
+        db.session.execute(
+            select(ChatMessage.room_id, func.count())
+            .outerjoin(read, and_(read.room_id == ChatMessage.room_id, read.user_id == user.id))
+            .where(
+                ChatMessage.room_id.in_(ids),
+                ChatMessage.author_id != user.id,
+                ChatMessage.id > func.coalesce(read.last_read_id, 0),
+            )
+            .group_by(ChatMessage.room_id)
+        ).all()
+    )
+    course_titles = dict(
+        db.session.execute(
+            select(Course.id, Course.title).where(
+                Course.id.in_([room.course_id for room in rooms if room.course_id])
+            )
+        ).all()
+    )
+    others = {room.user_a_id if room.user_b_id == user.id else room.user_b_id for room in rooms}
+    names = dict(
+        db.session.execute(select(User.id, User.full_name).where(User.id.in_(others))).all()
+    )
+    summaries = [
+        RoomSummary(
+            room,
+            course_titles[room.course_id]
+            if room.course_id
+            else names[room.user_a_id if room.user_b_id == user.id else room.user_b_id],
+            unread.get(room.id, 0),
+            lasts.get(room.id),
+        )
+        for room in rooms
+    ]
+    summaries.sort(key=lambda s: (s.last.id if s.last else 0, s.room.id), reverse=True)
+    return summaries
+
+
+def history(room: ChatRoom, before: int | None = None) -> History:
+    """The newest PAGE_SIZE messages (before `before`), oldest first."""
+    query = (
+        select(ChatMessage)
+        .join(ChatMessage.author)
+        .options(contains_eager(ChatMessage.author))
+        .where(ChatMessage.room_id == room.id)
+        .order_by(ChatMessage.id.desc())
+        .limit(PAGE_SIZE + 1)
+    )
+    if before is not None:
+        query = query.where(ChatMessage.id < before)
+    newest_first = list(db.session.scalars(query))
+    older = newest_first[PAGE_SIZE - 1].id if len(newest_first) > PAGE_SIZE else None
+    return History(newest_first[:PAGE_SIZE][::-1], older)
+
+
+def missed(room_id: int, after_id: int) -> list[ChatMessage]:
+    """What a tab that last saw `after_id` has not seen, oldest first."""
+    return list(
+        db.session.scalars(
+            select(ChatMessage)
+            .join(ChatMessage.author)
+            .options(contains_eager(ChatMessage.author))
+            .where(ChatMessage.room_id == room_id, ChatMessage.id > after_id)
+            .order_by(ChatMessage.id)
+            .limit(RESUME_MAX)
+        )
+    )
+
+
+def clean_body(body: object) -> str:
+    if not isinstance(body, str):
+        raise InvalidInput({"body": "Write a message."})
+    body = body.strip()
+    if not body:
+        raise InvalidInput({"body": "Write a message."})
+    if len(body) > BODY_MAX:
+        raise InvalidInput({"body": f"A message can be at most {BODY_MAX:,} characters."})
+    if control_characters(body, multiline=True):
+        raise InvalidInput({"body": "Remove the control characters from the message."})
+    return body
+
+
+def post(author: Member, room_id: int, body: object) -> ChatMessage:
+    """Store the message, then send it to every member's open tabs, then notify the members who
+    do not have the room open (once per room until they read it). What was shown was saved."""
+    text = clean_body(body)
+    room, members = room_for(author.id, room_id)
+    message = ChatMessage(room_id=room.id, author_id=author.id, body=text)
+    db.session.add(message)
+    db.session.commit()
+    live().publish(
+        members,
+        message_fragment(message, author.full_name),
+        room=room.id,
+        message_id=message.id,
+    )
+    others = [member for member in members if member != author.id]
+    away = set(others) - live().broker.watchers(room.id, others)
+    if away:
+        notify_away(room, author, sorted(away))
+    return message
+
+
+def message_fragment(message: ChatMessage, author_name: str) -> str:
+    """The new message appended to the room's list wherever that list is on screen."""
+    return render_fragment(
+        "chat/_live_message.html",
+        message=message,
+        author_name=author_name,
+    )
+
+
+def notify_away(room: ChatRoom, author: Member, user_ids: list[int]) -> None:
+    link = url_for("chat.room", room_id=room.id)
+    already = set(
+        db.session.scalars(
+            select(Notification.user_id).where(
+                Notification.user_id.in_(user_ids),
+                Notification.link == link,
+                Notification.read_at.is_(None),
+            )
+        )
+    )
+    fresh = [user_id for user_id in user_ids if user_id not in already]
+    if not fresh:
+        return
+    where = (
+        "a direct message" if room.course_id is None else f"the chat of {title_of(room, author.id)}"
+    )
+    notify(fresh, "chat", f"{author.full_name} wrote in {where}.", link)
+    db.session.commit()
+
+
+def mark_read(user_id: int, room_id: int, up_to: int | None = None) -> None:
+    """Everything up to `up_to` (default: the newest message) has been seen by `user_id`."""
+    if up_to is None:
+        up_to = db.session.scalar(
+            select(func.coalesce(func.max(ChatMessage.id), 0)).where(ChatMessage.room_id == room_id)
+        )
+    changed = db.session.execute(
+        update(ChatRead)
+        .where(
+            ChatRead.room_id == room_id,
+            ChatRead.user_id == user_id,
+            ChatRead.last_read_id < up_to,
+        )
+        .values(last_read_id=up_to)
+    ).rowcount
+    if not changed:
+        exists = db.session.get(ChatRead, (room_id, user_id))
+        if exists is None:
+            try:
+                with db.session.begin_nested():
+                    db.session.add(ChatRead(room_id=room_id, user_id=user_id, last_read_id=up_to))
+            except IntegrityError:
+                pass  # another tab wrote it first; the newer mark stays
+    db.session.commit()
+
+
+def direct_room(user: User, username: str) -> ChatRoom:
+    """The one room between two people, opened the first time either asks."""
+    other = db.session.scalar(select(User).where(User.username == username.lower()))
+    if other is None:
+        raise NotFound("There is no such person.")
+    if other.id == user.id:
+        raise InvalidInput({"username": "You cannot open a conversation with yourself."})
+    a, b = sorted((user.id, other.id))
+    pair = and_(ChatRoom.user_a_id == a, ChatRoom.user_b_id == b)
+    room = db.session.scalar(select(ChatRoom).where(pair))
+    if room is not None:
+        return room
+    try:
+        with db.session.begin_nested():
+            room = ChatRoom(user_a_id=a, user_b_id=b)
+            db.session.add(room)
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()  # both opened it at once: use the one that won
+        room = db.session.scalar(select(ChatRoom).where(pair))
+    return room

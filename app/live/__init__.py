@@ -1,0 +1,55 @@
+"""The live channel's plumbing: this process's sockets (the hub) and the broker that carries
+fragments between processes. Features publish through `live()`; the chat blueprint owns the
+socket protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from flask import Flask, current_app
+
+from app.live.broker import Delivery, LocalBroker, RedisBroker
+from app.live.hub import Connection, Hub
+
+
+class Live:
+    def __init__(self, redis_url: str | None) -> None:
+        self.hub = Hub()
+        self.broker: LocalBroker | RedisBroker = (
+            RedisBroker(redis_url, self.hub.deliver) if redis_url else LocalBroker(self.hub.deliver)
+        )
+
+    def open(self, connection: Connection) -> None:
+        self.broker.start()
+        self.hub.add(connection)
+        self.broker.watch(connection.user_id, connection.id, connection.rooms)
+
+    def close(self, connection: Connection) -> None:
+        self.hub.remove(connection)
+        self.broker.forget(connection.user_id, connection.id)
+
+    def publish(self, user_ids: Iterable[int], html: str, **details) -> None:
+        self.broker.publish(Delivery(tuple(user_ids), html, **details))
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["campus.live"] = Live(app.config.get("REDIS_URL"))
+    app.config.setdefault(
+        # Pings keep sockets alive through proxies and find dead ones; a frame larger than
+        # this closes the socket (a message over the chat limit gets an error instead).
+        "SOCK_SERVER_OPTIONS",
+        {"ping_interval": 25, "max_message_size": 64 * 1024},
+    )
+
+
+def live() -> Live:
+    return current_app.extensions["campus.live"]
+
+
+def render_fragment(template: str, **context) -> str:
+    """A partial rendered for everyone it is sent to: without the request's context processors
+    (no `current_user`, no queries), so it can be rendered once and outside a transaction."""
+    return current_app.jinja_env.get_template(template).render(**context)
+
+
+__all__ = ["Connection", "Delivery", "Live", "init_app", "live", "render_fragment"]

@@ -1,0 +1,207 @@
+"""The broker: carries a fragment to every open socket of the people it is for, and keeps track
+of who is watching which room. In one process it is memory; with REDIS_URL it is Redis, so
+that several gunicorn workers and servers share rooms."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "campus:live"
+PRESENCE_KEY = "campus:presence:{user_id}"
+# A socket refreshes its presence at every keepalive; one silent for this long is gone.
+PRESENCE_TTL = 90
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One fragment for every socket of `user_ids`, except the socket `skip` (the sender's,
+    for a typing indicator). `room` and `message_id` say which chat message it carries, if any."""
+
+    user_ids: tuple[int, ...]
+    html: str
+    room: int | None = None
+    message_id: int | None = None
+    skip: str | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(
+            [list(self.user_ids), self.html, self.room, self.message_id, self.skip],
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> Delivery:
+        user_ids, html, room, message_id, skip = json.loads(raw)
+        return cls(tuple(user_ids), html, room, message_id, skip)
+
+
+Deliver = Callable[[Delivery], None]
+
+
+@dataclass
+class LocalBroker:
+    """Everything in this process: the default, for `make run` and one gunicorn worker."""
+
+    deliver: Deliver
+    _watching: dict[int, dict[str, set[int]]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def publish(self, delivery: Delivery) -> None:
+        self.deliver(delivery)
+
+    def start(self) -> None:
+        pass
+
+    def watch(self, user_id: int, socket_id: str, rooms: Iterable[int]) -> None:
+        with self._lock:
+            self._watching.setdefault(user_id, {})[socket_id] = set(rooms)
+
+    def forget(self, user_id: int, socket_id: str) -> None:
+        with self._lock:
+            sockets = self._watching.get(user_id, {})
+            sockets.pop(socket_id, None)
+            if not sockets:
+                self._watching.pop(user_id, None)
+
+    def watchers(self, room: int, user_ids: Iterable[int]) -> set[int]:
+        """Those of `user_ids` with `room` open in some tab."""
+        with self._lock:
+            return {
+                user_id
+                for user_id in user_ids
+                if any(room in rooms for rooms in self._watching.get(user_id, {}).values())
+            }
+
+    def health(self) -> str:
+        return "ok"
+
+
+class RedisBroker:
+    """Redis pub/sub between processes, presence in one Redis hash per user. If Redis goes
+    away, deliveries still reach this process's sockets and the listener reconnects; nothing is
+    lost, because messages are stored before they are published and tabs catch up on
+    reconnect."""
+
+    def __init__(self, url: str, deliver: Deliver) -> None:
+        import redis
+
+        self.deliver = deliver
+        self.redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+        self._listener: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self.error = ""
+
+    def start(self) -> None:
+        """Listen on the channel from now on (the first socket of this process calls it)."""
+        with self._start_lock:
+            if self._listener is None:
+                self._listener = threading.Thread(
+                    target=self._listen, name="campus-live-listener", daemon=True
+                )
+                self._listener.start()
+        self._subscribed.wait(timeout=2)
+
+    def publish(self, delivery: Delivery) -> None:
+        import redis
+
+        try:
+            self.redis.publish(CHANNEL, delivery.to_json())
+        except redis.RedisError as error:
+            log.warning("live broker: publishing through Redis failed (%s); local only", error)
+            self.error = "unreachable"
+            self.deliver(delivery)
+
+    def _listen(self) -> None:
+        import redis
+
+        pause = 0.2
+        while True:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(CHANNEL)
+                self._subscribed.set()
+                self.error = ""
+                pause = 0.2
+                while True:
+                    # A timeout lets the loop notice a dead connection through the ping below.
+                    message = pubsub.get_message(timeout=15)
+                    if message is None:
+                        pubsub.ping()
+                        continue
+                    try:
+                        self.deliver(Delivery.from_json(message["data"]))
+                    except Exception:
+                        log.exception("live broker: a delivery failed")
+            except redis.RedisError as error:
+                self.error = "unreachable"
+                log.warning("live broker: Redis listener lost (%s); retrying", error)
+            finally:
+                with contextlib.suppress(redis.RedisError):
+                    pubsub.close()
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
+
+    def watch(self, user_id: int, socket_id: str, rooms: Iterable[int]) -> None:
+        import redis
+
+        value = json.dumps([time.time() + PRESENCE_TTL, sorted(rooms)])
+        key = PRESENCE_KEY.format(user_id=user_id)
+        try:
+            with self.redis.pipeline() as pipe:
+                pipe.hset(key, socket_id, value).expire(key, PRESENCE_TTL).execute()
+        except redis.RedisError as error:
+            log.warning("live broker: presence not saved (%s)", error)
+
+    def forget(self, user_id: int, socket_id: str) -> None:
+        import redis
+
+        try:
+            self.redis.hdel(PRESENCE_KEY.format(user_id=user_id), socket_id)
+        except redis.RedisError as error:
+            log.warning("live broker: presence not removed (%s)", error)
+
+    def watchers(self, room: int, user_ids: Iterable[int]) -> set[int]:
+        import redis
+
+        user_ids = list(user_ids)
+        try:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for user_id in user_ids:
+                    pipe.hvals(PRESENCE_KEY.format(user_id=user_id))
+                answers = pipe.execute()
+        except redis.RedisError as error:
+            # Unknown: treat everyone as away, so nobody misses the notification.
+            log.warning("live broker: presence unknown (%s)", error)
+            return set()
+        now = time.time()
+        found = set()
+        for user_id, values in zip(user_ids, answers, strict=True):
+            for raw in values:
+                expires, rooms = json.loads(raw)
+                if expires > now and room in rooms:
+                    found.add(user_id)
+                    break
+        return found
+
+    def health(self) -> str:
+        import redis
+
+        try:
+            self.redis.ping()
+        except redis.RedisError:
+            return "unreachable"
+        return self.error or "ok"
+
+
+def new_socket_id() -> str:
+    return uuid.uuid4().hex

@@ -1,0 +1,212 @@
+"""Chat rooms through the pages: who is a member, history, the no-JavaScript post, direct
+rooms, unread counts and notifications for members who were away."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from app.blueprints.enrollments.services import enroll, withdraw
+from app.extensions import db
+from app.models import ChatMessage, ChatRoom, Notification
+
+
+def course_room(course) -> ChatRoom:
+    return db.session.scalar(select(ChatRoom).where(ChatRoom.course_id == course.id))
+
+
+def message_count() -> int:
+    return db.session.scalar(select(func.count()).select_from(ChatMessage))
+
+
+@pytest.fixture
+def classroom(make_user, make_course):
+    teacher = make_user("tomas", role="teacher", full_name="Tomás Teacher")
+    course = make_course(teacher, title="Astronomy")
+    ana = make_user("ana", full_name="Ana Student")
+    enroll(ana, course.id)
+    return teacher, course, ana
+
+
+def test_every_course_has_a_room_from_the_start(classroom):
+    _, course, _ = classroom
+    assert course_room(course) is not None
+
+
+def test_members_see_the_room_and_others_get_404(client, login_as, make_user, classroom):
+    teacher, course, ana = classroom
+    room = course_room(course)
+    for member in (teacher, ana):
+        login_as(member)
+        page = client.get(f"/chat/{room.id}")
+        assert page.status_code == 200
+        assert f'id="room-{room.id}-messages"' in page.get_data(as_text=True)
+        client.post_form("/auth/logout")
+    outsiders = [
+        make_user("bo"),  # not enrolled
+        make_user("other", role="teacher"),
+        make_user("boss", role="admin"),
+    ]
+    waiting = make_user("wait")
+    enroll(waiting, course.id)
+    withdraw(waiting, course.id)  # withdrawn: no longer a member
+    for outsider in [*outsiders, waiting]:
+        login_as(outsider)
+        assert client.get(f"/chat/{room.id}").status_code == 404
+        before = message_count()
+        response = client.post_form(f"/chat/{room.id}/messages", {"body": "let me in"})
+        assert response.status_code == 404
+        assert message_count() == before
+        client.post_form("/auth/logout")
+    assert client.get(f"/chat/{room.id}").status_code == 302  # signed out: to the sign-in page
+
+
+def test_membership_follows_enrolment_at_once(client, login_as, make_user, make_course):
+    course = make_course(capacity=1)
+    room = course_room(course)
+    first, second = make_user("first"), make_user("second")
+    enroll(first, course.id)
+    enroll(second, course.id)  # waitlisted: not in the room
+    login_as(second)
+    assert client.get(f"/chat/{room.id}").status_code == 404
+    withdraw(first, course.id)  # second is promoted
+    assert client.get(f"/chat/{room.id}").status_code == 200
+
+
+def test_posting_without_javascript_stores_and_shows_the_message(client, login_as, classroom):
+    _, course, ana = classroom
+    room = course_room(course)
+    login_as(ana)
+    response = client.post_form(f"/chat/{room.id}/messages", {"body": "<b>Hello</b> class"})
+    assert response.status_code == 303
+    assert response.headers["Location"].startswith(f"/chat/{room.id}#message-")
+    page = client.get(f"/chat/{room.id}").get_data(as_text=True)
+    assert "&lt;b&gt;Hello&lt;/b&gt; class" in page
+    assert "<b>Hello</b>" not in page
+    assert len(re.findall(r"data-message-id=", page)) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("", "Write a message."),
+        ("   \n ", "Write a message."),
+        ("x" * 2001, "at most 2,000 characters"),
+        ("bad\x00byte", "control characters"),
+    ],
+)
+def test_bad_messages_are_422_and_nothing_is_stored(client, login_as, classroom, body, expected):
+    _, course, ana = classroom
+    room = course_room(course)
+    login_as(ana)
+    response = client.post_form(f"/chat/{room.id}/messages", {"body": body})
+    assert response.status_code == 422
+    assert expected in response.get_data(as_text=True)
+    assert message_count() == 0
+
+
+def test_a_message_of_exactly_2000_characters_is_kept(client, login_as, classroom):
+    _, course, ana = classroom
+    login_as(ana)
+    body = "y" * 2000
+    assert (
+        client.post_form(f"/chat/{course_room(course).id}/messages", {"body": body}).status_code
+        == 303
+    )
+    assert db.session.scalar(select(ChatMessage.body)) == body
+
+
+def test_history_pages_older_messages(client, login_as, classroom):
+    teacher, course, _ = classroom
+    room = course_room(course)
+    db.session.add_all(
+        ChatMessage(room_id=room.id, author_id=teacher.id, body=f"note {n}") for n in range(1, 61)
+    )
+    db.session.commit()
+    login_as(teacher)
+    page = client.get(f"/chat/{room.id}").get_data(as_text=True)
+    bodies = re.findall(r'class="message-body">note (\d+)<', page)
+    assert bodies == [str(n) for n in range(11, 61)]  # the newest 50, oldest first
+    older = re.search(r'href="(/chat/\d+\?before=\d+)"', page).group(1)
+    partial = client.get(older.replace("&amp;", "&"), headers={"HX-Request": "true"})
+    assert re.findall(r'class="message-body">note (\d+)<', partial.get_data(as_text=True)) == [
+        str(n) for n in range(1, 11)
+    ]
+    assert "Show older messages" not in partial.get_data(as_text=True)
+
+
+def test_direct_room_is_opened_once_and_private(client, login_as, make_user):
+    ana, bo, eve = make_user("ana"), make_user("bo"), make_user("eve")
+    login_as(ana)
+    first = client.post_form("/chat/direct/bo")
+    assert first.status_code == 303
+    again = client.post_form("/chat/direct/BO")
+    assert again.headers["Location"] == first.headers["Location"]
+    assert client.post_form("/chat/direct/ana").status_code == 422
+    assert client.post_form("/chat/direct/nobody").status_code == 404
+    room_url = first.headers["Location"]
+    client.post_form(f"{room_url}/messages", {"body": "hi bo"})
+    client.post_form("/auth/logout")
+    login_as(bo)
+    assert client.post_form("/chat/direct/ana").headers["Location"] == room_url
+    assert "hi bo" in client.get(room_url).get_data(as_text=True)
+    client.post_form("/auth/logout")
+    login_as(eve)
+    assert client.get(room_url).status_code == 404
+    assert (
+        db.session.scalar(
+            select(func.count()).select_from(ChatRoom).where(ChatRoom.course_id.is_(None))
+        )
+        == 1
+    )
+
+
+def test_room_list_counts_unread_and_reading_clears_it(client, login_as, classroom):
+    teacher, course, ana = classroom
+    room = course_room(course)
+    login_as(teacher)
+    for n in range(3):
+        client.post_form(f"/chat/{room.id}/messages", {"body": f"homework {n}"})
+    client.post_form("/auth/logout")
+    login_as(ana)
+    listing = client.get("/chat").get_data(as_text=True)
+    assert f'data-room-id="{room.id}"' in listing
+    assert re.search(rf'id="room-{room.id}-unread"[^>]*data-unread="3"', listing)
+    assert "homework 2" in listing  # the last message
+    client.get(f"/chat/{room.id}")
+    listing = client.get("/chat").get_data(as_text=True)
+    assert re.search(rf'id="room-{room.id}-unread"[^>]*data-unread="0"', listing)
+
+
+def test_an_away_member_is_notified_once_per_room_until_read(client, login_as, classroom):
+    teacher, course, ana = classroom
+    room = course_room(course)
+    login_as(teacher)
+    client.post_form(f"/chat/{room.id}/messages", {"body": "first"})
+    client.post_form(f"/chat/{room.id}/messages", {"body": "second"})
+    notes = list(db.session.scalars(select(Notification).where(Notification.user_id == ana.id)))
+    assert [(n.kind, n.link) for n in notes] == [("chat", f"/chat/{room.id}")]
+    assert "Tomás Teacher" in notes[0].text and "Astronomy" in notes[0].text
+    # The author is not notified of their own message.
+    assert not db.session.scalar(select(Notification).where(Notification.user_id == teacher.id))
+    client.post_form("/auth/logout")
+    login_as(ana)
+    client.get(f"/chat/{room.id}")  # reading the room reads the notification
+    db.session.expire_all()
+    assert db.session.get(Notification, notes[0].id).read_at is not None
+    client.post_form("/auth/logout")
+    login_as(teacher)
+    client.post_form(f"/chat/{room.id}/messages", {"body": "third"})
+    unread = db.session.scalar(
+        select(func.count())
+        .select_from(Notification)
+        .where(Notification.user_id == ana.id, Notification.read_at.is_(None))
+    )
+    assert unread == 1
+
+
+def test_chat_pages_need_a_session(client):
+    assert client.get("/chat").status_code == 302
+    assert client.post_form("/chat/direct/anyone").status_code in (302, 303)
