@@ -63,9 +63,7 @@ class ChatMessage(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     room_id: Mapped[int] = mapped_column(ForeignKey("chat_rooms.id", ondelete="CASCADE"))
-    author_id: Mapped[int] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), index=True
-    )
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -90,4 +88,3 @@ class ChatRead(db.Model):
 def open_course_room(_mapper, connection, course: Course) -> None:
     """Every course has its room from the moment it exists, whoever created it."""
     connection.execute(insert(ChatRoom).values(course_id=course.id, created_at=utcnow()))
-

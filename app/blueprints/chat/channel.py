@@ -128,7 +128,7 @@ def resume(connection: Connection, member: Member, rooms: object) -> None:
     if not isinstance(rooms, dict) or len(rooms) > ROOMS_PER_RESUME:
         raise InvalidInput({"resume": "That message could not be read."})
     wanted = {room_id(key): last_id(value) for key, value in rooms.items()}
-    for room, after in wanted.items():
+    for room in wanted:
         services.room_for(member.id, room)
     connection.rooms = set(wanted)
     live().broker.watch(member.id, connection.id, connection.rooms)
