@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -73,14 +74,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def live_server(migrated_database: str) -> Iterator[str]:
+@contextmanager
+def running_server(database_url: str, **environment: str) -> Iterator[str]:
+    """A real gunicorn serving the app on a free port, until the block ends."""
     port = free_port()
     env = os.environ | {
         "CAMPUS_CONFIG": "testing",
-        "DATABASE_URL": migrated_database,
+        "DATABASE_URL": database_url,
         "LOGIN_ADDRESS_LIMIT": "10000 per minute",  # hundreds of students sign in at once
         "UPLOAD_DIR": str(ROOT / "instance" / "test-live-uploads"),
+        **environment,
     }
     command = [
         sys.executable, "-m", "gunicorn", "--config", "python:tests.browser.gunicorn_live",
@@ -98,9 +101,17 @@ def live_server(migrated_database: str) -> Iterator[str]:
                 server.kill()
                 missing(f"the live server did not start (exit code {server.poll()})")
             time.sleep(0.1)
-    yield url
-    server.terminate()
-    server.wait(timeout=10)
+    try:
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def live_server(migrated_database: str) -> Iterator[str]:
+    with running_server(migrated_database) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -138,6 +138,8 @@ class RedisBroker:
                     if message is None:
                         pubsub.ping()
                         continue
+                    if message["type"] != "message":
+                        continue  # the answer to our ping
                     try:
                         self.deliver(Delivery.from_json(message["data"]))
                     except Exception:
