@@ -8,17 +8,20 @@ import re
 
 import pytest
 from playwright.sync_api import expect
+from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
 from app.blueprints.enrollments.services import enroll
 from app.blueprints.notifications.services import notify
 from app.extensions import db
+from app.models import ChatMessage, ChatRoom
 from tests.browser import flows
 
 pytestmark = pytest.mark.browser
 
 PASSWORD = "keyboard-only-secret"
-NOT_PAGES = {"static", "main.healthz", "materials.download"}  # files and a JSON answer
+# Files, a JSON answer and the WebSocket.
+NOT_PAGES = {"static", "main.healthz", "materials.download", "chat.live"}
 ROLES = ("student", "teacher", "admin")
 
 
@@ -49,6 +52,14 @@ def test_every_page_passes_axe_for_every_role(app, page, visit, make_user, make_
     enroll(make_user("early", password=PASSWORD), course.id)
     enroll(users["student"], course.id)  # on the waitlist: the page shows a position
     notify([users["student"].id], "test", "A seat may open soon.", f"/courses/{course.id}")
+    room = db.session.scalar(select(ChatRoom).where(ChatRoom.course_id == course.id))
+    db.session.add_all(
+        ChatMessage(room_id=room.id, author_id=author.id, body=body)
+        for author, body in [
+            (users["teacher"], "Welcome! Bring binoculars on Friday."),
+            (users["teacher"], "The observatory opens at 8 pm.\nDress warmly."),
+        ]
+    )
     db.session.commit()
 
     # Signed out, including the forms shown again with their messages and the error pages.
@@ -102,6 +113,8 @@ def test_every_page_passes_axe_for_every_role(app, page, visit, make_user, make_
         check(f"course-{role}")
         page.goto("/notifications")
         check(f"notifications-{role}")
+        page.goto("/chat")
+        check(f"chat-{role}")
         page.goto(f"/courses/{course.id}/feedback")
         check(f"feedback-{role}")
         if role != "student":
@@ -113,6 +126,9 @@ def test_every_page_passes_axe_for_every_role(app, page, visit, make_user, make_
             check(f"course-edit-{role}")
             page.goto(f"/courses/{course.id}/students")
             check(f"roster-{role}")
+        if role == "teacher":
+            page.goto(f"/chat/{room.id}")
+            check("chat-room-teacher")
         page.get_by_role("button", name="Sign out").click()
 
     sign_in("early")  # enrolled: may rate and download
@@ -126,6 +142,18 @@ def test_every_page_passes_axe_for_every_role(app, page, visit, make_user, make_
     page.get_by_role("button", name="Send feedback").click()
     expect(page.locator("[data-rating-count]")).to_have_attribute("data-rating-count", "1")
     check("feedback-rated")
+    page.goto(f"/chat/{room.id}")
+    expect(page.locator("[data-message-id]")).to_have_count(2)
+    # Over the limit (past the box's own maxlength): refused over the socket, shown in the page.
+    page.evaluate("document.getElementById('body').removeAttribute('maxlength')")
+    page.get_by_label("Write a message").fill("x" * 2001)
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#live-error")).to_contain_text("at most 2,000 characters")
+    check("chat-room-live-error")
+    page.get_by_label("Write a message").fill("Thank you!")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("[data-message-id]")).to_have_count(3)
+    check("chat-room-student")
     page.get_by_role("button", name="Sign out").click()
 
     sign_in("ateacher")

@@ -235,7 +235,7 @@ def test_typing_is_shown_to_the_others(live_server, room):
 
 
 def test_more_than_ten_messages_in_five_seconds_are_refused(live_server, room):
-    room_id, teacher, ana, _ = room
+    room_id, _, ana, _ = room
     with open_socket(live_server, ana) as a:
         for n in range(11):
             send(a, {"room": room_id, "body": f"spam {n}"})
@@ -264,12 +264,15 @@ def test_signing_out_ends_the_socket(live_server, room):
 def test_a_message_crosses_servers_through_redis(live_server, migrated_database, room):
     """Two gunicorn servers (two processes, two ports) share rooms through Redis pub/sub."""
     room_id, teacher, ana, _ = room
-    with running_server(migrated_database) as other_server:
-        with open_socket(live_server, teacher) as t, open_socket(other_server, ana) as a:
-            send(t, {"resume": {room_id: 0}})
-            send(a, {"resume": {room_id: 0}})
-            time.sleep(0.3)
-            send(a, {"room": room_id, "body": "from the other server"})
-            wait_for(t, lambda f: "from the other server" in f)
-            send(t, {"room": room_id, "body": "and back"})
-            wait_for(a, lambda f: "and back" in f)
+    with (
+        running_server(migrated_database) as other_server,
+        open_socket(live_server, teacher) as t,
+        open_socket(other_server, ana) as a,
+    ):
+        send(t, {"resume": {room_id: 0}})
+        send(a, {"resume": {room_id: 0}})
+        time.sleep(0.3)
+        send(a, {"room": room_id, "body": "from the other server"})
+        wait_for(t, lambda f: "from the other server" in f)
+        send(t, {"room": room_id, "body": "and back"})
+        wait_for(a, lambda f: "and back" in f)

@@ -11,7 +11,7 @@ from app.models.chat import BODY_MAX
 
 class MessageForm(BaseForm):
     body = TextAreaField(
-        "Message",
+        "Write a message",
         validators=[
             DataRequired(message="Write a message."),
             Length(max=BODY_MAX, message=f"A message can be at most {BODY_MAX:,} characters."),

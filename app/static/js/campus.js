@@ -35,6 +35,20 @@
     if (landing) landing.focus();
   });
 
+  // A live fragment updates whichever of its parts this page shows (the room list, an open
+  // room, the badge); the parts this page does not have are dropped before htmx swaps.
+  htmx.defineExtension("live-fragments", {
+    transformResponse: function (text, xhr) {
+      if (xhr) return text; // an ordinary htmx request: not ours to change
+      var template = document.createElement("template");
+      template.innerHTML = text;
+      Array.prototype.slice.call(template.content.children).forEach(function (part) {
+        if (part.id && !document.getElementById(part.id)) part.remove();
+      });
+      return template.innerHTML;
+    },
+  });
+
   // The live channel (htmx's ws extension on <body>). After every (re)connect, tell the
   // server the newest message each open room shows; it sends what this tab missed.
   var socket = null;
