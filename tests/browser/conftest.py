@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -45,8 +46,10 @@ def browser() -> Iterator[object]:
         browser.close()
 
 
-@pytest.fixture
-def page(app, browser, live_server: str) -> Iterator[object]:
+@contextmanager
+def watched_page(browser, live_server: str) -> Iterator[object]:
+    """A page in a browser context of its own (its own cookies: another person), failing the
+    test if the page reports an error."""
     width, height = WIDTHS["desktop"]
     # Reduced motion: Pico then skips its transitions, so a colour-scheme switch is complete
     # before the screenshot and the contrast check.
@@ -74,6 +77,19 @@ def page(app, browser, live_server: str) -> Iterator[object]:
     yield page
     context.close()
     assert errors == [], f"the page reported errors: {errors}"
+
+
+@pytest.fixture
+def page(app, browser, live_server: str) -> Iterator[object]:
+    with watched_page(browser, live_server) as page:
+        yield page
+
+
+@pytest.fixture
+def second_page(app, browser, live_server: str) -> Iterator[object]:
+    """Someone else's browser, beside `page`."""
+    with watched_page(browser, live_server) as page:
+        yield page
 
 
 CHECKED_PAGES: dict[str, int] = {}  # page name -> axe-core violations found on it

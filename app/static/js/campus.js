@@ -54,6 +54,7 @@
   var socket = null;
   document.addEventListener("htmx:wsOpen", function (event) {
     socket = event.detail.socketWrapper;
+    document.body.setAttribute("data-live", "open");
     var rooms = {};
     document.querySelectorAll("[data-room-messages]").forEach(function (list) {
       var shown = list.querySelectorAll("[data-message-id]");
@@ -64,6 +65,7 @@
   });
   document.addEventListener("htmx:wsClose", function () {
     socket = null;
+    document.body.setAttribute("data-live", "closed");
   });
 
   // A sent message clears the box; the message itself comes back over the socket.
