@@ -33,7 +33,10 @@ class Live:
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["campus.live"] = Live(app.config.get("REDIS_URL"))
+    from app.blueprints.main.services import add_health_check
+
+    channel = app.extensions["campus.live"] = Live(app.config.get("REDIS_URL"))
+    add_health_check(app, "broker", channel.broker.health)
     app.config.setdefault(
         # Pings keep sockets alive through proxies and find dead ones; a frame larger than
         # this closes the socket (a message over the chat limit gets an error instead).

@@ -1,0 +1,101 @@
+"""The brokers on their own: delivery to this process's sockets, presence, and what happens
+when Redis is not there."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from app.live import Connection, Delivery, Live
+
+
+class Tab:
+    """The sending side of a socket: what was sent to it, or a failure once it is gone."""
+
+    def __init__(self, broken: bool = False) -> None:
+        self.received: list[str] = []
+        self.broken = broken
+        self.arrived = threading.Event()
+
+    def send(self, html: str) -> None:
+        if self.broken:
+            raise ConnectionResetError
+        self.received.append(html)
+        self.arrived.set()
+
+
+def test_local_delivery_reaches_every_tab_of_each_member_but_the_skipped_one():
+    channel = Live(None)
+    ana_1, ana_2, bo, eve = Tab(), Tab(), Tab(), Tab()
+    connections = [
+        Connection(ana_1, 1),
+        Connection(ana_2, 1),
+        Connection(bo, 2),
+        Connection(eve, 3),
+    ]
+    for connection in connections:
+        channel.open(connection)
+    channel.publish([1, 2], "<p>hi</p>", skip=connections[1].id)
+    assert (ana_1.received, ana_2.received, bo.received, eve.received) == (
+        ["<p>hi</p>"],
+        [],
+        ["<p>hi</p>"],
+        [],
+    )
+
+
+def test_a_broken_socket_is_dropped_and_the_others_still_receive():
+    channel = Live(None)
+    gone, alive = Tab(broken=True), Tab()
+    channel.open(Connection(gone, 1))
+    channel.open(Connection(alive, 1))
+    channel.publish([1], "<p>one</p>")
+    channel.publish([1], "<p>two</p>")
+    assert alive.received == ["<p>one</p>", "<p>two</p>"]
+    assert channel.hub.count() == 1
+
+
+def test_presence_says_who_has_a_room_open():
+    channel = Live(None)
+    watching = Connection(Tab(), 1, rooms={7})
+    elsewhere = Connection(Tab(), 2, rooms={8})
+    channel.open(watching)
+    channel.open(elsewhere)
+    assert channel.broker.watchers(7, [1, 2, 3]) == {1}
+    channel.close(watching)
+    assert channel.broker.watchers(7, [1, 2, 3]) == set()
+
+
+def test_without_redis_messages_still_reach_this_process():
+    """Redis down: publishing falls back to this process's sockets, and health says so."""
+    channel = Live("redis://127.0.0.1:1/0")
+    tab = Tab()
+    connection = Connection(tab, 1, rooms={7})
+    channel.hub.add(connection)
+    channel.publish([1], "<p>still here</p>")
+    assert tab.received == ["<p>still here</p>"]
+    assert channel.broker.health() == "unreachable"
+    # Presence is unknown: everyone counts as away, so nobody misses a notification.
+    assert channel.broker.watchers(7, [1]) == set()
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis")
+def test_two_processes_worth_of_brokers_share_deliveries_and_presence():
+    url = os.environ["REDIS_URL"]
+    first, second = Live(url), Live(url)
+    tab = Tab()
+    connection = Connection(tab, 424242, rooms={99})
+    second.open(connection)  # starts second's listener
+    first.publish([424242], "<p>across</p>")
+    assert tab.arrived.wait(5)
+    assert tab.received == ["<p>across</p>"]
+    assert first.broker.watchers(99, [424242, 434343]) == {424242}
+    second.close(connection)
+    assert first.broker.watchers(99, [424242]) == set()
+
+
+def test_delivery_survives_a_json_round_trip():
+    delivery = Delivery((1, 2), "<p>é</p>", room=3, message_id=4, skip="abc")
+    assert Delivery.from_json(delivery.to_json()) == delivery
