@@ -1,16 +1,30 @@
 """gunicorn settings for production: `gunicorn wsgi:app` reads this file.
 
-Threads, not processes, carry the load: each open WebSocket (the live channel) holds a worker
-thread, so a worker needs many of them. Without REDIS_URL the live broker and the rate limits
-live in memory, so the app must run as exactly one process; with Redis, any number.
+Every signed-in tab holds a WebSocket (the live channel) for as long as it is open, so a worker
+must hold thousands of mostly idle connections. gevent does: 5,000 sockets in one worker on a
+2-core machine, where gthread (a thread per socket, and one more for its reader) ran out of
+database connections under the GIL at 5,000 (BENCHMARKS.md, "Live chat"). Password hashing
+runs in gevent's thread pool so a sign-in does not freeze the other sockets.
+GUNICORN_WORKER_CLASS=gthread (with GUNICORN_THREADS) remains possible for small schools.
+
+Without REDIS_URL the live broker and the rate limits live in memory, so the app must run as
+exactly one process; with Redis, any number.
 """
 
 import multiprocessing
 import os
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "32"))
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent")
+if worker_class == "gevent":
+    # Before anything imports ssl, sockets or threads (the start-up hook below loads the app).
+    from gevent import monkey
+
+    monkey.patch_all()
+threads = int(os.environ.get("GUNICORN_THREADS", "32"))  # gthread only
+# Connections (open sockets included) one worker holds at once; raise the open-files limit
+# (`ulimit -n`, systemd's LimitNOFILE) above twice this.
+worker_connections = int(os.environ.get("GUNICORN_WORKER_CONNECTIONS", "6000"))
 if os.environ.get("REDIS_URL"):
     workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2))
 else:
@@ -20,7 +34,8 @@ else:
 timeout = 60
 graceful_timeout = 20
 keepalive = 5
-max_requests = 5000
+# A restart drops the worker's sockets (tabs reconnect and catch up), so not too often.
+max_requests = 50000
 max_requests_jitter = 500
 
 accesslog = "-"

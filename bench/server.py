@@ -69,4 +69,8 @@ def gunicorn(app: str, env: dict[str, str], ready_path: str = "/"):
         yield url
     finally:
         server.terminate()
-        server.wait(timeout=20)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()  # thousands of open sockets can outlast a graceful stop
+            server.wait()

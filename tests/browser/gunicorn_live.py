@@ -1,5 +1,7 @@
-"""gunicorn settings for the browser tests' live server (the bind comes on the command line)."""
+"""gunicorn settings for the tests' live server (the bind comes on the command line): the
+production worker type, one worker."""
 
 workers = 1
-threads = 64
+worker_class = "gevent"
+worker_connections = 1000
 loglevel = "warning"
