@@ -72,6 +72,9 @@ def check_handshake():
         if refused is not None:
             message, status = refused
             return Response(message, status=status, mimetype="text/plain")
+        # No permessage-deflate: a fragment is a few hundred bytes, and compressing it once
+        # for every member's socket costs more time than it saves (BENCHMARKS.md).
+        request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
     return None
 
 
