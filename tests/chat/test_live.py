@@ -276,3 +276,19 @@ def test_a_message_crosses_servers_through_redis(live_server, migrated_database,
         wait_for(t, lambda f: "from the other server" in f)
         send(t, {"room": room_id, "body": "and back"})
         wait_for(a, lambda f: "and back" in f)
+
+
+def test_other_notifications_reach_the_badge_live(live_server, make_user, make_course):
+    """A seat opens: the first on the waitlist is enrolled, and their open tab's badge says so."""
+    course = make_course(capacity=1)
+    holder, waiting = make_user("holder"), make_user("waiting")
+    enroll(holder, course.id)
+    enroll(waiting, course.id)
+    with open_socket(live_server, waiting) as w:
+        send(w, {"resume": {}})
+        time.sleep(0.3)
+        browser = LiveClient(live_server)
+        browser.sign_in(holder.username, PASSWORD)
+        assert browser.post(f"/courses/{course.id}/withdraw") == 303
+        badge = wait_for(w, lambda f: 'id="notification-count"' in f)
+        assert ">1</span>" in badge

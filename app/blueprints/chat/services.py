@@ -83,6 +83,10 @@ def room_for(user_id: int, room_id: int) -> tuple[ChatRoom, list[int]]:
     return room, members
 
 
+def course_room_id(course_id: int) -> int | None:
+    return db.session.scalar(select(ChatRoom.id).where(ChatRoom.course_id == course_id))
+
+
 def title_of(room: ChatRoom, viewer_id: int) -> str:
     if room.course_id is not None:
         return db.session.scalar(select(Course.title).where(Course.id == room.course_id))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import flash, render_template, url_for
 from flask_login import current_user
 
+from app.blueprints.chat.services import course_room_id
 from app.blueprints.courses import bp, services
 from app.blueprints.courses.forms import CourseForm
 from app.blueprints.enrollments.services import Place, place_of
@@ -41,7 +42,13 @@ def detail(course_id: int):
     item = services.visible_course(current_user, course_id)
     is_student = current_user.is_authenticated and current_user.role == Role.STUDENT
     place = place_of(current_user, course_id) if is_student else Place("none")
-    return render_template("courses/detail.html", item=item, place=place, is_student=is_student)
+    return render_template(
+        "courses/detail.html",
+        item=item,
+        place=place,
+        is_student=is_student,
+        chat_room_id=course_room_id(course_id),
+    )
 
 
 @bp.route("/courses/<int:course_id>/edit", methods=["GET", "POST"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Response, flash, render_template, request, url_for
 from flask_login import current_user
 
+from app.blueprints.chat.services import course_room_id
 from app.blueprints.courses.services import visible_course
 from app.blueprints.enrollments import bp, services
 from app.models import Role
@@ -21,6 +22,7 @@ def answer(course_id: int, outcome: services.Outcome):
             place=outcome.place,
             is_student=True,
             message=outcome.message,
+            chat_room_id=course_room_id(course_id),
         )
     flash(outcome.message, "status")
     return redirect_303(url_for("courses.detail", course_id=course_id))
