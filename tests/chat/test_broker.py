@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import pytest
 
@@ -99,3 +100,21 @@ def test_two_processes_worth_of_brokers_share_deliveries_and_presence():
 def test_delivery_survives_a_json_round_trip():
     delivery = Delivery((1, 2), "<p>é</p>", room=3, message_id=4, skip="abc")
     assert Delivery.from_json(delivery.to_json()) == delivery
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis")
+def test_the_listener_reconnects_after_redis_drops_it():
+    import redis
+
+    url = os.environ["REDIS_URL"]
+    sender, receiver = Live(url), Live(url)
+    tab = Tab()
+    receiver.open(Connection(tab, 515151))
+    # Redis drops every pub/sub connection (a restart or a network cut looks the same).
+    assert redis.Redis.from_url(url).client_kill_filter(_type="pubsub") >= 1
+    deadline = time.monotonic() + 10
+    while not tab.received and time.monotonic() < deadline:
+        sender.publish([515151], "<p>after the cut</p>")
+        tab.arrived.wait(0.5)
+    assert tab.received and tab.received[0] == "<p>after the cut</p>"
+    assert receiver.broker.health() == "ok"
