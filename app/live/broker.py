@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import socket
 import threading
 import time
 import uuid
@@ -95,7 +97,11 @@ class RedisBroker:
         import redis
 
         self.deliver = deliver
-        self.redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+        # Named, so that `CLIENT LIST` in Redis shows which connections are whose.
+        self.name = f"campus-live-{socket.gethostname()}-{os.getpid()}"
+        self.redis = redis.Redis.from_url(
+            url, socket_timeout=5, socket_connect_timeout=2, client_name=self.name
+        )
         self._listener: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._subscribed = threading.Event()
