@@ -200,6 +200,24 @@ def seed_demo_courses() -> None:
         course_id = create(people[teacher], draft).id
         for number in students:
             enroll(db.session.get(User, people[f"student{number}"].id), course_id)
+        if students:
+            seed_demo_chat(course_id, people[teacher].id, people[f"student{students[0]}"].id)
+
+
+def seed_demo_chat(course_id: int, teacher_id: int, student_id: int) -> None:
+    """A short conversation in each course room that has students, so chat is not empty."""
+    from app.models import ChatMessage, ChatRoom
+
+    room_id = db.session.scalar(select(ChatRoom.id).where(ChatRoom.course_id == course_id))
+    db.session.add_all(
+        ChatMessage(room_id=room_id, author_id=author_id, body=body)
+        for author_id, body in [
+            (teacher_id, "Welcome, everyone! Ask your questions about the course here."),
+            (student_id, "Thank you! Where do we find the reading for week one?"),
+            (teacher_id, "In Materials, on the course page. Read it before Monday."),
+        ]
+    )
+    db.session.commit()
 
 
 def print_demo_accounts() -> None:
