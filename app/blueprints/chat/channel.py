@@ -105,21 +105,27 @@ def parse(raw: str | bytes) -> dict:
     return data
 
 
-def room_id(value: object) -> int:
-    """A number or a string of digits (DESIGN.md); anything else names no room."""
+def whole_number(value: object, smallest: int) -> int | None:
+    """A number or a string of digits (DESIGN.md: a room id may come as either); else None."""
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 16:
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < BIGGEST_ID:
-        raise InvalidInput({"room": "Choose a chat room to write in."})
+    if isinstance(value, bool) or not isinstance(value, int) or not smallest <= value < BIGGEST_ID:
+        return None
     return value
+
+
+def room_id(value: object) -> int:
+    number = whole_number(value, 1)
+    if number is None:
+        raise InvalidInput({"room": "Choose a chat room to write in."})
+    return number
 
 
 def last_id(value: object) -> int:
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 16:
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < BIGGEST_ID:
+    number = whole_number(value, 0)
+    if number is None:
         raise InvalidInput({"resume": "That message could not be read."})
-    return value
+    return number
 
 
 def resume(connection: Connection, member: Member, rooms: object) -> None:
