@@ -1,5 +1,6 @@
 """A teacher and a student, each in a browser of their own, chat live: messages appear without a
-reload, the student's badge counts the message while they are elsewhere, typing shows."""
+reload, the student's badge counts the message while they are elsewhere, typing and "seen by"
+show."""
 
 from __future__ import annotations
 
@@ -72,6 +73,7 @@ def test_teacher_and_student_chat_live(page, second_page, visit, make_user, make
     page.get_by_role("button", name="Send").click()
     expect(student.locator("[data-message-id]")).to_have_count(3)
     expect(student.locator("[data-message-id]").last).to_contain_text("In the lab.")
+    expect(page.locator(f"#room-{room_id}-seen")).to_have_text("Seen by 1")  # read receipt
     assert page.evaluate("window.notReloaded === true")
     assert student.evaluate("window.notReloaded === true")
     # Both were in the room: nobody was notified of these.

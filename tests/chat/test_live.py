@@ -292,3 +292,22 @@ def test_other_notifications_reach_the_badge_live(live_server, make_user, make_c
         assert browser.post(f"/courses/{course.id}/withdraw") == 303
         badge = wait_for(w, lambda f: 'id="notification-count"' in f)
         assert ">1</span>" in badge
+
+
+def test_seen_by_travels_with_a_message_and_grows_as_members_open_the_room(live_server, room):
+    room_id, teacher, ana, bo = room
+    with open_socket(live_server, teacher) as t, open_socket(live_server, bo) as b:
+        send(t, {"resume": {room_id: 0}})
+        send(b, {"resume": {room_id: 0}})  # Bo has the room open, Ana does not
+        time.sleep(0.3)
+        send(t, {"room": room_id, "body": "Lab coats tomorrow"})
+        got = wait_for(t, lambda f: MESSAGE in f)
+        assert (
+            f'<p id="room-{room_id}-seen" class="seen muted" hx-swap-oob="true">Seen by 1</p>'
+            in got
+        )
+        browser = LiveClient(live_server)
+        browser.sign_in(ana.username, PASSWORD)
+        assert browser.get(f"/chat/{room_id}") == 200  # Ana opens the room
+        update = wait_for(t, lambda f: f'id="room-{room_id}-seen"' in f and MESSAGE not in f)
+        assert "Seen by 2" in update

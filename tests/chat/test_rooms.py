@@ -210,3 +210,28 @@ def test_an_away_member_is_notified_once_per_room_until_read(client, login_as, c
 def test_chat_pages_need_a_session(client):
     assert client.get("/chat").status_code == 302
     assert client.post_form("/chat/direct/anyone").status_code in (302, 303)
+
+
+def test_the_room_shows_how_many_have_seen_the_newest_message(
+    client, login_as, make_user, classroom
+):
+    teacher, course, ana = classroom
+    bo = make_user("bo")
+    enroll(bo, course.id)
+    room = course_room(course)
+    login_as(teacher)
+    client.post_form(f"/chat/{room.id}/messages", {"body": "Quiz on Friday"})
+
+    def seen_line() -> str:
+        page = client.get(f"/chat/{room.id}").get_data(as_text=True)
+        return re.search(rf'<p id="room-{room.id}-seen"[^>]*>([^<]*)</p>', page).group(1)
+
+    assert seen_line() == ""  # nobody but its author yet
+    client.post_form("/auth/logout")
+    for student, expected in ((ana, "Seen by 1"), (bo, "Seen by 2")):
+        login_as(student)
+        client.get(f"/chat/{room.id}")
+        client.post_form("/auth/logout")
+        login_as(teacher)
+        assert seen_line() == expected
+        client.post_form("/auth/logout")

@@ -134,8 +134,7 @@ def resume(connection: Connection, member: Member, rooms: object) -> None:
     if not isinstance(rooms, dict) or len(rooms) > ROOMS_PER_RESUME:
         raise InvalidInput({"resume": "That message could not be read."})
     wanted = {room_id(key): last_id(value) for key, value in rooms.items()}
-    for room in wanted:
-        services.room_for(member.id, room)
+    members_of = {room: services.room_for(member.id, room)[1] for room in wanted}
     connection.rooms = set(wanted)
     live().broker.watch(member.id, connection.id, connection.rooms)
     for room, after in wanted.items():
@@ -144,6 +143,7 @@ def resume(connection: Connection, member: Member, rooms: object) -> None:
                 services.message_fragment(message, message.author.full_name), room, message.id
             )
         services.mark_read(member.id, room, connection.seen.get(room))
+        services.publish_seen(room, members_of[room], services.newest_message(room))
 
 
 def typing(connection: Connection, member: Member, room: int) -> None:

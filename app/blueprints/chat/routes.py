@@ -22,12 +22,14 @@ def index():
 
 
 def room_context(room_id: int, form: MessageForm | None = None) -> dict:
-    room, _ = services.room_for(current_user.id, room_id)
+    room, members = services.room_for(current_user.id, room_id)
     before = request.args.get("before", type=int)
+    history = services.history(room, before)
     return {
         "room": room,
         "title": services.title_of(room, current_user.id),
-        "history": services.history(room, before),
+        "history": history,
+        "seen": services.seen_of(room.id, members, history) if before is None else 0,
         "form": form or MessageForm(formdata=None),
     }
 
@@ -37,8 +39,7 @@ def room_context(room_id: int, form: MessageForm | None = None) -> dict:
 def room(room_id: int):
     if request.args.get("before") is None:
         # Opening the room reads it, and the notification that pointed here.
-        services.room_for(current_user.id, room_id)
-        services.mark_read(current_user.id, room_id)
+        services.open_room(current_user.id, room_id)
         mark_read_for_link(current_user, url_for("chat.room", room_id=room_id))
     context = room_context(room_id)
     return render_page_or_partial("chat/room.html", "chat/_history.html", **context)

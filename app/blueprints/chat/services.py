@@ -219,25 +219,75 @@ def post(author: Member, room_id: int, body: object) -> ChatMessage:
     message = ChatMessage(room_id=room.id, author_id=author.id, body=text)
     db.session.add(message)
     db.session.commit()
+    others = [member for member in members if member != author.id]
+    # Who has the room open sees the message now: "seen by" travels with it.
+    watching = live().broker.watchers(room.id, others)
     live().publish(
         members,
-        message_fragment(message, author.full_name),
+        message_fragment(message, author.full_name, seen=len(watching)),
         room=room.id,
         message_id=message.id,
     )
-    others = [member for member in members if member != author.id]
-    away = set(others) - live().broker.watchers(room.id, others)
+    away = set(others) - watching
     if away:
         notify_away(room, author, sorted(away))
     return message
 
 
-def message_fragment(message: ChatMessage, author_name: str) -> str:
-    """The new message appended to the room's list wherever that list is on screen."""
+def seen_by(room_id: int, members: list[int], newest: ChatMessage, watching: set[int]) -> int:
+    """How many members other than its author have seen the newest message: those whose read
+    mark reaches it, and those who have the room open now."""
+    marked = db.session.scalars(
+        select(ChatRead.user_id).where(
+            ChatRead.room_id == room_id,
+            ChatRead.last_read_id >= newest.id,
+            ChatRead.user_id.in_(members),
+        )
+    )
+    return len((set(marked) | watching) - {newest.author_id})
+
+
+def newest_message(room_id: int) -> ChatMessage | None:
+    return db.session.scalar(
+        select(ChatMessage).where(ChatMessage.room_id == room_id).order_by(ChatMessage.id.desc())
+    )
+
+
+def publish_seen(
+    room_id: int, members: list[int], newest: ChatMessage | None, watching: set[int] | None = None
+) -> None:
+    """Tell the room's open tabs how many have seen its newest message ("Seen by 3")."""
+    if newest is None:
+        return
+    if watching is None:
+        watching = live().broker.watchers(room_id, members)
+    count = seen_by(room_id, members, newest, watching)
+    live().publish(
+        members, render_fragment("chat/_seen.html", room_id=room_id, count=count, oob=True)
+    )
+
+
+def open_room(user_id: int, room_id: int) -> None:
+    """A member opened the room: it is read up to its newest message, and the others' tabs
+    show the new "seen by" count."""
+    room, members = room_for(user_id, room_id)
+    newest = newest_message(room.id)
+    mark_read(user_id, room.id, newest.id if newest else 0)
+    publish_seen(room.id, members, newest)
+
+
+def seen_of(room_id: int, members: list[int], history: History) -> int:
+    if not history.messages:
+        return 0
+    watching = live().broker.watchers(room_id, members)
+    return seen_by(room_id, members, history.messages[-1], watching)
+
+
+def message_fragment(message: ChatMessage, author_name: str, seen: int | None = None) -> str:
+    """The new message appended to the room's list wherever that list is on screen, with the
+    room list's last line and, for a new message, its "seen by" count."""
     return render_fragment(
-        "chat/_live_message.html",
-        message=message,
-        author_name=author_name,
+        "chat/_live_message.html", message=message, author_name=author_name, seen=seen
     )
 
 
