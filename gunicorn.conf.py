@@ -18,6 +18,7 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent")
 if worker_class == "gevent":
     # Before anything imports ssl, sockets or threads (the start-up hook below loads the app).
+    # Choose gthread with GUNICORN_WORKER_CLASS, not `-k`, which comes too late for this.
     from gevent import monkey
 
     monkey.patch_all()

@@ -7,17 +7,27 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from flask import Flask, current_app
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
+from app.extensions import db
 from app.live.broker import Delivery, LocalBroker, RedisBroker
-from app.live.hub import Connection, Hub
+from app.live.hub import CLOSE_RESTART, Connection, Hub
 
 
 class Live:
     def __init__(self, redis_url: str | None) -> None:
         self.hub = Hub()
         self.broker: LocalBroker | RedisBroker = (
-            RedisBroker(redis_url, self.hub.deliver) if redis_url else LocalBroker(self.hub.deliver)
+            RedisBroker(redis_url, self.hub.deliver, self.catch_up)
+            if redis_url
+            else LocalBroker(self.hub.deliver)
         )
+
+    def catch_up(self) -> None:
+        """Deliveries from other processes may have been missed: every tab of this process
+        reconnects (htmx's ws extension does so after code 1012) and resumes from what it has."""
+        self.hub.close_all(CLOSE_RESTART, "Reconnect to catch up")
 
     def open(self, connection: Connection) -> None:
         self.broker.start()
@@ -31,6 +41,10 @@ class Live:
     def publish(self, user_ids: Iterable[int], html: str, **details) -> None:
         self.broker.publish(Delivery(tuple(user_ids), html, **details))
 
+    def end_sessions(self, user_ids: Iterable[int]) -> None:
+        """Signed out, a new password, another role: their open sockets close too."""
+        self.broker.publish(Delivery(tuple(user_ids), "", close=True))
+
 
 def init_app(app: Flask) -> None:
     from app.blueprints.main.services import add_health_check
@@ -43,6 +57,25 @@ def init_app(app: Flask) -> None:
         "SOCK_SERVER_OPTIONS",
         {"ping_interval": 25, "max_message_size": 64 * 1024},
     )
+
+
+@event.listens_for(db.session, "before_commit")
+def sessions_to_close(session: Session) -> None:
+    if not session.in_nested_transaction():  # a savepoint commits nothing yet
+        session.info["closing"] = session.info.pop("ended_sessions", None)
+
+
+@event.listens_for(db.session, "after_commit")
+def close_ended_sessions(session: Session) -> None:
+    user_ids = session.info.pop("closing", None)
+    if user_ids and "campus.live" in current_app.extensions:
+        live().end_sessions(user_ids)
+
+
+@event.listens_for(db.session, "after_rollback")
+def keep_sessions(session: Session) -> None:
+    session.info.pop("ended_sessions", None)
+    session.info.pop("closing", None)
 
 
 def live() -> Live:

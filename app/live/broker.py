@@ -25,28 +25,31 @@ PRESENCE_TTL = 90
 
 @dataclass(frozen=True)
 class Delivery:
-    """One fragment for every socket of `user_ids`, except the socket `skip` (the sender's,
-    for a typing indicator). `room` and `message_id` say which chat message it carries, if any."""
+    """One fragment for every socket of `user_ids`. `room` and `message_id` say which chat
+    message it carries, if any. `close` instead closes those sockets (their sessions ended)."""
 
     user_ids: tuple[int, ...]
     html: str
     room: int | None = None
     message_id: int | None = None
-    skip: str | None = None
+    close: bool = False
 
     def to_json(self) -> str:
         return json.dumps(
-            [list(self.user_ids), self.html, self.room, self.message_id, self.skip],
+            [list(self.user_ids), self.html, self.room, self.message_id, self.close],
             separators=(",", ":"),
         )
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> Delivery:
-        user_ids, html, room, message_id, skip = json.loads(raw)
-        return cls(tuple(user_ids), html, room, message_id, skip)
+        user_ids, html, room, message_id, close = json.loads(raw)
+        return cls(tuple(user_ids), html, room, message_id, close)
 
 
 Deliver = Callable[[Delivery], None]
+# Called when deliveries from other processes may have been missed (the Redis listener was
+# cut off): this process's sockets are closed so that their tabs reconnect and catch up.
+Missed = Callable[[], None]
 
 
 @dataclass
@@ -93,10 +96,11 @@ class RedisBroker:
     lost, because messages are stored before they are published and tabs catch up on
     reconnect."""
 
-    def __init__(self, url: str, deliver: Deliver) -> None:
+    def __init__(self, url: str, deliver: Deliver, missed: Missed) -> None:
         import redis
 
         self.deliver = deliver
+        self.missed = missed
         # Named, so that `CLIENT LIST` in Redis shows which connections are whose.
         self.name = f"campus-live-{socket.gethostname()}-{os.getpid()}"
         self.redis = redis.Redis.from_url(
@@ -123,21 +127,26 @@ class RedisBroker:
         try:
             self.redis.publish(CHANNEL, delivery.to_json())
         except redis.RedisError as error:
+            # Other processes miss this one; their listeners are cut off too, and make their
+            # tabs catch up once they listen again.
             log.warning("live broker: publishing through Redis failed (%s); local only", error)
-            self.error = "unreachable"
             self.deliver(delivery)
 
     def _listen(self) -> None:
         import redis
 
-        pause = 0.2
+        pause, first = 0.2, True
         while True:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(CHANNEL)
-                self._subscribed.set()
                 self.error = ""
                 pause = 0.2
+                if not first:
+                    log.info("live broker: listening again; tabs reconnect to catch up")
+                    self.missed()
+                first = False
+                self._subscribed.set()
                 while True:
                     # A timeout lets the loop notice a dead connection through the ping below.
                     message = pubsub.get_message(timeout=15)
@@ -153,6 +162,9 @@ class RedisBroker:
             except redis.RedisError as error:
                 self.error = "unreachable"
                 log.warning("live broker: Redis listener lost (%s); retrying", error)
+            except Exception:
+                self.error = "listener failed"
+                log.exception("live broker: the Redis listener failed; restarting it")
             finally:
                 with contextlib.suppress(redis.RedisError):
                     pubsub.close()
@@ -202,6 +214,7 @@ class RedisBroker:
         return found
 
     def health(self) -> str:
+        """Redis answers, and the listener (once this process has sockets) is subscribed."""
         import redis
 
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import deque
@@ -15,6 +16,8 @@ log = logging.getLogger(__name__)
 
 # DESIGN.md "Live updates": more than 10 messages in 5 seconds is refused.
 BURST, WINDOW = 10, 5.0
+# WebSocket close codes: the session ended; the server restarts (the tab reconnects).
+CLOSE_POLICY, CLOSE_RESTART = 1008, 1012
 
 
 @dataclass(eq=False)
@@ -42,6 +45,11 @@ class Connection:
         if room is not None and message_id is not None:
             self.seen[room] = max(self.seen.get(room, 0), message_id)
         return True
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the socket; its own thread then finds it closed and cleans up."""
+        with contextlib.suppress(Exception), self._lock:
+            self.ws.close(reason=code, message=reason)
 
     def over_limit(self) -> bool:
         """Count one incoming message; True when it is one too many for the window."""
@@ -75,6 +83,12 @@ class Hub:
         with self._lock:
             return list(self._by_user.get(user_id, ()))
 
+    def close_all(self, code: int, reason: str) -> None:
+        with self._lock:
+            connections = [c for group in self._by_user.values() for c in group]
+        for connection in connections:
+            connection.close(code, reason)
+
     def count(self) -> int:
         with self._lock:
             return sum(len(connections) for connections in self._by_user.values())
@@ -86,8 +100,11 @@ class Hub:
                 connection
                 for user_id in delivery.user_ids
                 for connection in self._by_user.get(user_id, ())
-                if connection.id != delivery.skip
             ]
+        if delivery.close:
+            for connection in targets:
+                connection.close(CLOSE_POLICY, "Signed out")
+            return
         for connection in targets:
             if not connection.send(delivery.html, delivery.room, delivery.message_id):
                 log.info("live: dropping a closed socket of user %s", connection.user_id)

@@ -35,7 +35,8 @@ class ChatRoom(db.Model):
         UniqueConstraint("user_a_id", "user_b_id", name="uq_chat_rooms_pair"),
         CheckConstraint(
             "(course_id IS NOT NULL AND user_a_id IS NULL AND user_b_id IS NULL)"
-            " OR (course_id IS NULL AND user_a_id < user_b_id)",
+            " OR (course_id IS NULL AND user_a_id IS NOT NULL AND user_b_id IS NOT NULL"
+            " AND user_a_id < user_b_id)",
             name="course_or_pair",
         ),
     )

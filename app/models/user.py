@@ -48,6 +48,8 @@ class User(UserMixin, db.Model):
 
     def end_sessions(self) -> None:
         self.session_version += 1
+        # Open live sockets close too, once this commits (app/live).
+        db.session.info.setdefault("ended_sessions", set()).add(self.id)
 
     @property
     def is_teacher(self) -> bool:

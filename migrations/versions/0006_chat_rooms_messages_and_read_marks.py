@@ -24,7 +24,7 @@ def upgrade():
     sa.Column('user_a_id', sa.Integer(), nullable=True),
     sa.Column('user_b_id', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.CheckConstraint('(course_id IS NOT NULL AND user_a_id IS NULL AND user_b_id IS NULL) OR (course_id IS NULL AND user_a_id < user_b_id)', name=op.f('ck_chat_rooms_course_or_pair')),
+    sa.CheckConstraint('(course_id IS NOT NULL AND user_a_id IS NULL AND user_b_id IS NULL) OR (course_id IS NULL AND user_a_id IS NOT NULL AND user_b_id IS NOT NULL AND user_a_id < user_b_id)', name=op.f('ck_chat_rooms_course_or_pair')),
     sa.ForeignKeyConstraint(['course_id'], ['courses.id'], name=op.f('fk_chat_rooms_course_id_courses'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_a_id'], ['users.id'], name=op.f('fk_chat_rooms_user_a_id_users'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['user_b_id'], ['users.id'], name=op.f('fk_chat_rooms_user_b_id_users'), ondelete='CASCADE'),

@@ -19,6 +19,7 @@ class Tab:
         self.received: list[str] = []
         self.broken = broken
         self.arrived = threading.Event()
+        self.closed: int | None = None
 
     def send(self, html: str) -> None:
         if self.broken:
@@ -26,8 +27,11 @@ class Tab:
         self.received.append(html)
         self.arrived.set()
 
+    def close(self, reason: int, message: str) -> None:
+        self.closed = reason
 
-def test_local_delivery_reaches_every_tab_of_each_member_but_the_skipped_one():
+
+def test_local_delivery_reaches_every_tab_of_each_member():
     channel = Live(None)
     ana_1, ana_2, bo, eve = Tab(), Tab(), Tab(), Tab()
     connections = [
@@ -38,13 +42,22 @@ def test_local_delivery_reaches_every_tab_of_each_member_but_the_skipped_one():
     ]
     for connection in connections:
         channel.open(connection)
-    channel.publish([1, 2], "<p>hi</p>", skip=connections[1].id)
+    channel.publish([1, 2], "<p>hi</p>")
     assert (ana_1.received, ana_2.received, bo.received, eve.received) == (
         ["<p>hi</p>"],
-        [],
+        ["<p>hi</p>"],
         ["<p>hi</p>"],
         [],
     )
+
+
+def test_ended_sessions_close_only_that_persons_sockets():
+    channel = Live(None)
+    ana_1, ana_2, bo = Tab(), Tab(), Tab()
+    for tab, user_id in ((ana_1, 1), (ana_2, 1), (bo, 2)):
+        channel.open(Connection(tab, user_id))
+    channel.end_sessions([1])
+    assert (ana_1.closed, ana_2.closed, bo.closed) == (1008, 1008, None)
 
 
 def test_a_broken_socket_is_dropped_and_the_others_still_receive():
@@ -98,12 +111,12 @@ def test_two_processes_worth_of_brokers_share_deliveries_and_presence():
 
 
 def test_delivery_survives_a_json_round_trip():
-    delivery = Delivery((1, 2), "<p>é</p>", room=3, message_id=4, skip="abc")
+    delivery = Delivery((1, 2), "<p>é</p>", room=3, message_id=4, close=True)
     assert Delivery.from_json(delivery.to_json()) == delivery
 
 
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis")
-def test_the_listener_reconnects_after_redis_drops_it():
+def test_the_listener_reconnects_after_redis_drops_it_and_tabs_catch_up():
     import redis
 
     url = os.environ["REDIS_URL"]
@@ -126,3 +139,6 @@ def test_the_listener_reconnects_after_redis_drops_it():
         tab.arrived.wait(0.5)
     assert tab.received and tab.received[0] == "<p>after the cut</p>"
     assert receiver.broker.health() == "ok"
+    # What was published while the listener was away is lost to it: the tabs of this process
+    # were told to reconnect (1012), which makes them resume from their newest message.
+    assert tab.closed == 1012

@@ -254,8 +254,8 @@ def test_signing_out_ends_the_socket(live_server, room):
         additional_headers={"Cookie": cookie},
     ) as a:
         assert browser.post("/auth/logout") == 303
-        send(a, {"room": room_id, "body": "after sign-out"})
-        with pytest.raises(ConnectionClosed):
+        with pytest.raises(ConnectionClosed):  # closed at once, or at the latest on sending
+            send(a, {"room": room_id, "body": "after sign-out"})
             wait_for(a, lambda f: False)
     assert message_count() == 0
 
@@ -311,3 +311,27 @@ def test_seen_by_travels_with_a_message_and_grows_as_members_open_the_room(live_
         assert browser.get(f"/chat/{room_id}") == 200  # Ana opens the room
         update = wait_for(t, lambda f: f'id="room-{room_id}-seen"' in f and MESSAGE not in f)
         assert "Seen by 2" in update
+
+
+def test_signing_out_elsewhere_closes_an_idle_socket(live_server, room):
+    """A socket that says nothing is closed too when its session ends (here: a new password
+    set from another device)."""
+    _, _, ana, _ = room
+    tab, other_device = LiveClient(live_server), LiveClient(live_server)
+    tab.sign_in(ana.username, PASSWORD)
+    other_device.sign_in(ana.username, PASSWORD)
+    cookie = "; ".join(f"{k}={v}" for k, v in tab.cookies.items())
+    with connect(
+        live_server.replace("http://", "ws://") + "/ws",
+        origin=live_server,
+        additional_headers={"Cookie": cookie},
+    ) as idle:
+        changed = other_device.post(
+            "/profile/password",
+            {"current_password": PASSWORD, "new_password": "Another-Horse-43",
+             "new_password_confirm": "Another-Horse-43"},
+        )  # fmt: skip
+        assert changed == 303
+        with pytest.raises(ConnectionClosed) as closed:
+            idle.recv(timeout=5)
+        assert closed.value.rcvd.code == 1008

@@ -18,6 +18,7 @@ from app.blueprints.chat.services import Member
 from app.errors import DomainError, InvalidInput
 from app.extensions import db
 from app.live import Connection, live, render_fragment
+from app.live.hub import CLOSE_POLICY
 from app.models import User
 
 log = logging.getLogger(__name__)
@@ -56,10 +57,9 @@ def serve(ws: Any) -> None:
                 live().broker.watch(member.id, connection.id, connection.rooms)
                 continue
             try:
-                if not still_signed_in(member):
-                    ws.close(reason=1008, message="Signed out")
+                if not handle(connection, member, raw):
+                    ws.close(reason=CLOSE_POLICY, message="Signed out")
                     return
-                handle(connection, member, raw)
             finally:
                 db.session.remove()
     finally:
@@ -68,13 +68,17 @@ def serve(ws: Any) -> None:
 
 
 def still_signed_in(member: Member) -> bool:
-    """Signing out elsewhere or a new password ends open sockets too."""
+    """Signing out elsewhere or a new password ends open sockets too (they are also closed
+    when that commits; this covers a socket that was opening at that moment)."""
     version = db.session.scalar(select(User.session_version).where(User.id == member.id))
     return version == member.session_version
 
 
-def handle(connection: Connection, member: Member, raw: str | bytes) -> None:
+def handle(connection: Connection, member: Member, raw: str | bytes) -> bool:
+    """Answer one message; False when the socket's session has ended."""
     try:
+        if not still_signed_in(member):
+            return False
         if connection.over_limit():
             raise InvalidInput({"live": "Slow down: at most 10 messages in 5 seconds."})
         data = parse(raw)
@@ -93,6 +97,7 @@ def handle(connection: Connection, member: Member, raw: str | bytes) -> None:
         db.session.rollback()
         log.exception("live: a message from user %s failed", member.id)
         show_error(connection, "Something went wrong. Reload the page and try again.")
+    return True
 
 
 def parse(raw: str | bytes) -> dict:
@@ -139,6 +144,8 @@ def resume(connection: Connection, member: Member, rooms: object) -> None:
     live().broker.watch(member.id, connection.id, connection.rooms)
     for room, after in wanted.items():
         for message in services.missed(room, after):
+            if message.id <= connection.seen.get(room, 0):
+                continue  # it arrived live while this tab was connecting
             connection.send(
                 services.message_fragment(message, message.author.full_name), room, message.id
             )

@@ -148,7 +148,11 @@ def rooms_of(user: User) -> list[RoomSummary]:
             )
         ).all()
     )
-    others = {room.user_a_id if room.user_b_id == user.id else room.user_b_id for room in rooms}
+    others = {
+        room.user_a_id if room.user_b_id == user.id else room.user_b_id
+        for room in rooms
+        if room.is_direct
+    }
     names = dict(
         db.session.execute(select(User.id, User.full_name).where(User.id.in_(others))).all()
     )
@@ -327,14 +331,21 @@ def mark_read(user_id: int, room_id: int, up_to: int | None = None) -> None:
         )
         .values(last_read_id=up_to)
     ).rowcount
-    if not changed:
-        exists = db.session.get(ChatRead, (room_id, user_id))
-        if exists is None:
-            try:
-                with db.session.begin_nested():
-                    db.session.add(ChatRead(room_id=room_id, user_id=user_id, last_read_id=up_to))
-            except IntegrityError:
-                pass  # another tab wrote it first; the newer mark stays
+    if not changed and db.session.get(ChatRead, (room_id, user_id)) is None:
+        try:
+            with db.session.begin_nested():
+                db.session.add(ChatRead(room_id=room_id, user_id=user_id, last_read_id=up_to))
+        except IntegrityError:
+            # Another tab wrote the first mark meanwhile: keep whichever is newer.
+            db.session.execute(
+                update(ChatRead)
+                .where(
+                    ChatRead.room_id == room_id,
+                    ChatRead.user_id == user_id,
+                    ChatRead.last_read_id < up_to,
+                )
+                .values(last_read_id=up_to)
+            )
     db.session.commit()
 
 

@@ -34,26 +34,42 @@ def badge_changes(session: Session) -> set[int]:
     return session.info.setdefault("badge_changes", set())
 
 
-@event.listens_for(db.session, "after_commit")
-def push_badges(session: Session) -> None:
-    """Every open tab of the people concerned shows the new count, on any page."""
+@event.listens_for(db.session, "before_commit")
+def count_badges(session: Session) -> None:
+    """The new unread counts, read inside the committing transaction on its own connection;
+    they are sent once it has committed."""
+    if session.in_nested_transaction():
+        return  # a savepoint: the real commit comes later
     user_ids = session.info.pop("badge_changes", None)
     if not user_ids:
         return
-    try:
-        from app.live import live, render_fragment
+    from app.live import render_fragment
 
-        # The session cannot run SQL between transactions; a connection of its own can.
-        with db.engine.connect() as connection:
-            counts = dict.fromkeys(user_ids, 0) | dict(
-                connection.execute(
-                    select(Notification.user_id, func.count())
-                    .where(Notification.user_id.in_(user_ids), Notification.read_at.is_(None))
-                    .group_by(Notification.user_id)
-                ).all()
-            )
-        for user_id, count in counts.items():
-            html = render_fragment("notifications/_badge.html", notification_count=count, oob=True)
+    session.flush()
+    counts = dict.fromkeys(user_ids, 0) | dict(
+        session.execute(
+            select(Notification.user_id, func.count())
+            .where(Notification.user_id.in_(user_ids), Notification.read_at.is_(None))
+            .group_by(Notification.user_id)
+        ).all()
+    )
+    session.info["badges"] = [
+        (user_id, render_fragment("notifications/_badge.html", notification_count=n, oob=True))
+        for user_id, n in counts.items()
+    ]
+
+
+@event.listens_for(db.session, "after_commit")
+def push_badges(session: Session) -> None:
+    """Every open tab of the people concerned shows the new count, on any page. (After a
+    savepoint, nothing is waiting here: `count_badges` skips savepoints.)"""
+    badges = session.info.pop("badges", None)
+    if not badges:
+        return
+    try:
+        from app.live import live
+
+        for user_id, html in badges:
             live().publish([user_id], html)
     except Exception:
         # The change is committed; a badge that updates on the next page is no reason to fail.
@@ -63,6 +79,7 @@ def push_badges(session: Session) -> None:
 @event.listens_for(db.session, "after_rollback")
 def forget_badges(session: Session) -> None:
     session.info.pop("badge_changes", None)
+    session.info.pop("badges", None)
 
 
 def unread_count(user: User) -> int:

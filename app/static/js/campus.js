@@ -44,6 +44,11 @@
       template.innerHTML = text;
       Array.prototype.slice.call(template.content.children).forEach(function (part) {
         if (part.id && !document.getElementById(part.id)) part.remove();
+        // A message this page already shows (it came live while the tab was resuming).
+        part.querySelectorAll("[data-message-id]").forEach(function (message) {
+          if (document.getElementById(message.id)) message.remove();
+        });
+        if (part.matches("[data-room-messages-oob]") && !part.children.length) part.remove();
       });
       return template.innerHTML;
     },
@@ -68,12 +73,15 @@
     document.body.setAttribute("data-live", "closed");
   });
 
-  // A sent message clears the box; the message itself comes back over the socket.
+  // A sent message clears the box; the message itself comes back over the socket. If the
+  // server refuses it instead, the text comes back into the box.
+  var lastSent = null;
   document.addEventListener("htmx:wsAfterSend", function (event) {
     var form = event.detail.elt;
     if (form && form.matches("[data-room-form]")) {
-      form.reset();
       var box = form.querySelector("textarea");
+      lastSent = box ? { box: box, text: box.value } : null;
+      form.reset();
       if (box) box.focus();
     }
   });
@@ -81,7 +89,7 @@
   // Enter sends, Shift+Enter starts a new line.
   document.addEventListener("keydown", function (event) {
     var box = event.target;
-    if (event.key !== "Enter" || event.shiftKey || !box.closest) return;
+    if (event.key !== "Enter" || event.shiftKey || event.isComposing || !box.closest) return;
     var form = box.closest("[data-room-form]");
     if (!form || box.tagName !== "TEXTAREA") return;
     event.preventDefault();
@@ -102,6 +110,11 @@
   var me = document.body.getAttribute("data-user-id");
   document.addEventListener("htmx:wsBeforeMessage", function (event) {
     var html = new DOMParser().parseFromString(event.detail.message, "text/html");
+    var refused = html.getElementById("live-error");
+    if (refused && refused.textContent && lastSent && !lastSent.box.value) {
+      lastSent.box.value = lastSent.text;
+    }
+    lastSent = null;
     html.querySelectorAll("[id$='-last'][data-author-id]").forEach(function (last) {
       var unread = document.getElementById(last.id.replace(/-last$/, "-unread"));
       if (!unread || last.getAttribute("data-author-id") === me) return;
