@@ -149,8 +149,9 @@ def resume(connection: Connection, member: Member, rooms: object) -> None:
             connection.send(
                 services.message_fragment(message, message.author.full_name), room, message.id
             )
-        services.mark_read(member.id, room, connection.seen.get(room))
-        services.publish_seen(room, members_of[room], services.newest_message(room))
+        # A reconnecting tab that had read everything changes no count: nothing to send.
+        if services.mark_read(member.id, room, connection.seen.get(room)):
+            services.publish_seen(room, members_of[room], services.newest_message(room))
 
 
 def typing(connection: Connection, member: Member, room: int) -> None:

@@ -276,8 +276,8 @@ def open_room(user_id: int, room_id: int) -> None:
     show the new "seen by" count."""
     room, members = room_for(user_id, room_id)
     newest = newest_message(room.id)
-    mark_read(user_id, room.id, newest.id if newest else 0)
-    publish_seen(room.id, members, newest)
+    if mark_read(user_id, room.id, newest.id if newest else 0):
+        publish_seen(room.id, members, newest)  # only when the count may have grown
 
 
 def seen_of(room_id: int, members: list[int], history: History) -> int:
@@ -316,8 +316,9 @@ def notify_away(room: ChatRoom, author: Member, user_ids: list[int]) -> None:
     db.session.commit()
 
 
-def mark_read(user_id: int, room_id: int, up_to: int | None = None) -> None:
-    """Everything up to `up_to` (default: the newest message) has been seen by `user_id`."""
+def mark_read(user_id: int, room_id: int, up_to: int | None = None) -> bool:
+    """Everything up to `up_to` (default: the newest message) has been seen by `user_id`.
+    True when that moved the mark."""
     if up_to is None:
         up_to = db.session.scalar(
             select(func.coalesce(func.max(ChatMessage.id), 0)).where(ChatMessage.room_id == room_id)
@@ -332,12 +333,13 @@ def mark_read(user_id: int, room_id: int, up_to: int | None = None) -> None:
         .values(last_read_id=up_to)
     ).rowcount
     if not changed and db.session.get(ChatRead, (room_id, user_id)) is None:
+        changed = 1
         try:
             with db.session.begin_nested():
                 db.session.add(ChatRead(room_id=room_id, user_id=user_id, last_read_id=up_to))
         except IntegrityError:
             # Another tab wrote the first mark meanwhile: keep whichever is newer.
-            db.session.execute(
+            changed = db.session.execute(
                 update(ChatRead)
                 .where(
                     ChatRead.room_id == room_id,
@@ -345,8 +347,9 @@ def mark_read(user_id: int, room_id: int, up_to: int | None = None) -> None:
                     ChatRead.last_read_id < up_to,
                 )
                 .values(last_read_id=up_to)
-            )
+            ).rowcount
     db.session.commit()
+    return bool(changed)
 
 
 def direct_room(user: User, username: str) -> ChatRoom:
