@@ -61,7 +61,14 @@ def word_query(word: str, stemmed: str | None, last: bool, exact: dict, fuzzy: t
         elif stemmed:
             clauses.append(Term(name, stemmed))
     if len(word) >= FUZZY_MIN:
-        clauses += [FuzzyTerm(name, word, boost=0.5, maxdist=1, prefixlength=1) for name in fuzzy]
+        # Whoosh's automaton counts two neighbours swapped ("pyhton") as two edits: those
+        # variants are looked up as plain terms.
+        swapped = {
+            word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(1, len(word) - 1)
+        }
+        for name in fuzzy:
+            clauses.append(FuzzyTerm(name, word, boost=0.5, maxdist=1, prefixlength=1))
+            clauses += [Term(name, variant, boost=0.5) for variant in swapped - {word}]
     if last and len(word) >= PREFIX_MIN:
         clauses.append(Term("complete", word[:PREFIX_MAX], boost=0.8))
     return Or(clauses)
