@@ -128,6 +128,11 @@ class SearchIndex:
                 counts[name] = searcher.doc_count()
         return counts
 
+    def stored(self, name: str) -> dict[int, dict]:
+        """Every document's stored fields by id: for checks that the index agrees with the rows."""
+        with self.searching(name) as searcher:
+            return {int(fields["id"]): fields for fields in searcher.all_stored_fields()}
+
     def health(self) -> str:
         try:
             self.doc_counts()
