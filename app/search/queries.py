@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 from markupsafe import Markup, escape
-from whoosh.query import And, FuzzyTerm, Or, Query, Term
+from whoosh.query import And, Or, Query, Term
 
 from app.search.schema import PLAIN, PREFIX_MAX, PREFIX_MIN, plain_words, stem
 from app.search.store import SearchIndex, SearchUnavailable
@@ -51,31 +51,41 @@ class Words:
         )
 
 
-def word_query(word: str, stemmed: str | None, last: bool, exact: dict, fuzzy: tuple) -> Query:
-    """Any field holding the word: `exact` maps fields to "stem" or "plain"; `fuzzy` names the
-    short fields where a word of four or more letters may have one typo."""
+def word_query(
+    word: str, stemmed: str | None, last: bool, exact: dict, fuzzy: str, reader
+) -> Query:
+    """Any field holding the word: `exact` maps fields to "stem" or "plain". A word of four or
+    more letters that no short field holds may be a typo: the `fuzzy` field's words one edit
+    away (the most frequent few) count too."""
     clauses: list[Query] = []
     for name, kind in exact.items():
         if kind == "plain":
             clauses.append(Term(name, word))
         elif stemmed:
             clauses.append(Term(name, stemmed))
-    if len(word) >= FUZZY_MIN:
-        # Whoosh's automaton counts two neighbours swapped ("pyhton") as two edits: those
-        # variants are looked up as plain terms.
-        swapped = {
-            word[:i] + word[i + 1] + word[i] + word[i + 2 :] for i in range(1, len(word) - 1)
-        }
-        for name in fuzzy:
-            clauses.append(FuzzyTerm(name, word, boost=0.5, maxdist=1, prefixlength=1))
-            clauses += [Term(name, variant, boost=0.5) for variant in swapped - {word}]
+    if len(word) >= FUZZY_MIN and (fuzzy, word) not in reader:
+        clauses += [Term(fuzzy, near, boost=0.5) for near in near_words(reader, fuzzy, word)]
     if last and len(word) >= PREFIX_MIN:
         clauses.append(Term("complete", word[:PREFIX_MAX], boost=0.8))
     return Or(clauses)
 
 
-def words_query(words: Words, exact: dict, fuzzy: tuple, every: bool) -> Query | None:
-    parts = [word_query(w, s, last, exact, fuzzy) for w, s, last in words.each()]
+def near_words(reader, fieldname: str, word: str, most: int = 8) -> list[str]:
+    """Words of the field one typo from `word`: an insertion, deletion or substitution after
+    the first letter (Whoosh's automaton), or two neighbours swapped."""
+    found = set(reader.terms_within(fieldname, word, 1, prefix=1))
+    for i in range(1, len(word) - 1):
+        swapped = word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+        if (fieldname, swapped) in reader:
+            found.add(swapped)
+    found.discard(word)
+    if len(found) > most:
+        found = set(sorted(found, key=lambda w: -reader.doc_frequency(fieldname, w))[:most])
+    return sorted(found)
+
+
+def words_query(words: Words, exact: dict, fuzzy: str, every: bool, reader) -> Query | None:
+    parts = [word_query(w, s, last, exact, fuzzy, reader) for w, s, last in words.each()]
     if not parts:
         return None
     return And(parts) if every else Or(parts)
@@ -98,12 +108,13 @@ CourseHits = Hits
 UserHits = Hits
 
 
-def _search(name: str, words: Words, exact: dict, fuzzy: tuple, restrict: Query | None,
+def _search(name: str, words: Words, exact: dict, fuzzy: str, restrict: Query | None,
             number: int, per_page: int, suggest_from: str) -> Hits:  # fmt: skip
     search: SearchIndex = current_app.extensions["campus.search"]
     highlighter = words.highlighter()
     with search.searching(name) as searcher:
-        queries = [words_query(words, exact, fuzzy, every) for every in (True, False)]
+        reader = searcher.reader()
+        queries = [words_query(words, exact, fuzzy, every, reader) for every in (True, False)]
         if not words:
             queries = [None]
         for attempt, query in enumerate(queries):
@@ -155,9 +166,9 @@ def _suggest(searcher, words: Words, fieldname: str) -> str | None:
 
 
 COURSE_EXACT = {"title": "stem", "keywords": "stem", "description": "stem", "teacher": "plain"}
-COURSE_FUZZY = ("words",)
+COURSE_FUZZY = "words"
 USER_EXACT = {"name": "plain", "email": "plain"}
-USER_FUZZY = ("name",)
+USER_FUZZY = "name"
 
 
 def courses(q: str, teacher: str, viewer_id: int | None, number: int, per_page: int) -> Hits:
