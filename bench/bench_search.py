@@ -26,13 +26,32 @@ music choir painting drawing sculpture pottery photography film theatre dance py
 programming robotics electronics mathematics algebra geometry statistics calculus economics
 business accounting marketing philosophy ethics psychology sociology spanish french german
 latin chinese japanese english writing journalism debate cooking nutrition gardening ecology
-oceans climate volcanoes weather football tennis swimming chess design architecture""".split()
-LEVELS = "introduction advanced beginners intermediate workshop foundations applied modern \
-ancient practical creative history of the for and to with in".split()
+oceans climate volcanoes weather football tennis swimming chess design architecture""".split()  # noqa: SIM905 - a list of words reads best as words
+LEVELS = [
+    "introduction",
+    "advanced",
+    "beginners",
+    "intermediate",
+    "workshop",
+    "foundations",
+    "applied",
+    "modern",
+    "ancient",
+    "practical",
+    "creative",
+    "history",
+    "of",
+    "the",
+    "for",
+    "and",
+    "to",
+    "with",
+    "in",
+]
 FIRST = """Ada Alan Grace Linus Lena Noah Aisha Mateo Yuki Olivia Kwame Chloé Ivan Sam Tara
-Tomás Maria Jonas Fatima Omar Mei Ravi Sofia Lucas Emma Liam Zara Hugo Nina Felix""".split()
+Tomás Maria Jonas Fatima Omar Mei Ravi Sofia Lucas Emma Liam Zara Hugo Nina Felix""".split()  # noqa: SIM905 - a list of words reads best as words
 LAST = """Lovelace Turing Hopper Fischer Williams Khan García Tanaka Brown Mensah Martin Petrov
-Okafor Smith Müller Rossi Novak Silva Kim Nguyen Cohen Ali Jensen Dubois Costa Sato""".split()
+Okafor Smith Müller Rossi Novak Silva Kim Nguyen Cohen Ali Jensen Dubois Costa Sato""".split()  # noqa: SIM905 - a list of words reads best as words
 
 
 def vocabulary() -> list[str]:
@@ -40,7 +59,6 @@ def vocabulary() -> list[str]:
     topics), which has the long tail of a real vocabulary."""
     import re
     from collections import Counter
-
     from pydoc_data.topics import topics
 
     counts = Counter(re.findall(r"[a-z]{3,14}", " ".join(topics.values()).lower()))
@@ -182,8 +200,9 @@ def main() -> None:
     from app.extensions import db
     from app.models import Course, User
 
+    index_dir = workdir / "index"
     app = create_app("testing", SQLALCHEMY_DATABASE_URI=database_url,
-                     SEARCH_INDEX_DIR=str(workdir / "index"), SEARCH_CHECK_ON_START=False)  # fmt: skip
+                     SEARCH_INDEX_DIR=str(index_dir), SEARCH_CHECK_ON_START=False)  # fmt: skip
     rng = random.Random(args.seed)
     with app.app_context():
         db.drop_all()
@@ -195,8 +214,9 @@ def main() -> None:
         before = rss_mb()
         began = time.perf_counter()
         counts = search.rebuild(app)
-        print(f"reindex: {time.perf_counter() - began:.1f} s for {counts}; index "
-              f"{sum(f.stat().st_size for f in (workdir / 'index').rglob('*') if f.is_file()) / 2**20:.0f} MB on disk")  # fmt: skip
+        elapsed = time.perf_counter() - began
+        size = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file()) / 2**20
+        print(f"reindex: {elapsed:.1f} s for {counts}; index {size:.0f} MB on disk")
         queries = realistic_queries(data, rng)
         del data
         print("queries, e.g.:", ", ".join(repr(q) for _k, q in queries[:8]))
@@ -214,8 +234,12 @@ def main() -> None:
 
         def like(q: str) -> None:
             conditions = [or_(*(c.ilike(f"%{word}%") for c in columns)) for word in q.split()]
-            statement = (select(Course.id).join(User, User.id == Course.teacher_id)
-                         .where(Course.published, *conditions).limit(services.PAGE_SIZE))  # fmt: skip
+            statement = (
+                select(Course.id)
+                .join(User, User.id == Course.teacher_id)
+                .where(Course.published, *conditions)
+                .limit(services.PAGE_SIZE)
+            )
             db.session.execute(statement).all()
             db.session.rollback()
 
