@@ -364,8 +364,8 @@ def init_app(app: Flask) -> None:
         with app.app_context():
             try:
                 ensure_index(search)
-            except Exception:  # no tables yet (before `flask db upgrade`), database down
-                log.warning("search index not checked at start", exc_info=True)
+            except Exception as error:  # no tables yet (before `flask db upgrade`), database down
+                log.warning("search index not checked at start: %s", str(error).split("\n")[0])
 
 
 def _engine_of(app: Flask) -> Engine:

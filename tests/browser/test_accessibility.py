@@ -83,6 +83,8 @@ def test_every_page_passes_axe_for_every_role(app, page, visit, make_user, make_
 
     page.goto("/courses")
     check("courses")
+    page.goto("/search/courses?q=astronomy")
+    check("search-courses-visitor")
     page.goto(f"/courses/{course.id}")
     check("course")
 
@@ -113,6 +115,8 @@ def test_every_page_passes_axe_for_every_role(app, page, visit, make_user, make_
             check(f"course-edit-{role}")
             page.goto(f"/courses/{course.id}/students")
             check(f"roster-{role}")
+            page.goto("/search/users?q=a")
+            check(f"search-users-{role}")
         page.get_by_role("button", name="Sign out").click()
 
     sign_in("early")  # enrolled: may rate and download
