@@ -194,3 +194,25 @@ def test_an_indexing_failure_is_logged_and_the_commit_stands(app, make_course, c
     course = make_course(title="Geology")
     assert db.session.scalar(select(Course.id).where(Course.id == course.id)) == course.id
     assert "search index not updated" in caplog.text
+
+
+def test_a_change_committed_during_a_rebuild_is_in_the_new_index(make_user, make_course,
+                                                                monkeypatch):  # fmt: skip
+    from app.search import store
+
+    teacher = make_user("tina", role="teacher")
+    make_course(teacher, title="Geology")
+    real = store.course_document
+    added: list[int] = []
+
+    def while_reading(row):
+        if not added:  # the rebuild is reading the rows; a teacher saves a course now
+            added.append(0)
+            added[0] = make_course(teacher, title="Volcanology").id
+        return real(row)
+
+    monkeypatch.setattr(store, "course_document", while_reading)
+    search.rebuild()
+    monkeypatch.setattr(store, "course_document", real)
+    assert find("volcanology") == added
+    assert len(find("geology")) == 1
