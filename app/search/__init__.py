@@ -5,6 +5,7 @@ indexing after each commit); `courses` and `users` answer queries (app.search.qu
 
 from __future__ import annotations
 
+from app.search import patches  # noqa: F401 - fixes Whoosh before any search runs
 from app.search.queries import CourseHits, UserHits, courses, users
 from app.search.store import SearchUnavailable, init_app, rebuild
 

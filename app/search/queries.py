@@ -4,11 +4,16 @@ query parser), a ranked page of ids, highlighting, "did you mean", and a SQL fal
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flask import current_app
 from markupsafe import Markup, escape
-from whoosh.query import And, Or, Query, Term
+from whoosh import collectors
+from whoosh.matching.mcore import NullMatcherClass
+from whoosh.matching.wrappers import ConstantScoreWrapperMatcher
+from whoosh.query import And, ConstantScoreQuery, Or, Query, Term
 
 from app.search.schema import PLAIN, PREFIX_MAX, PREFIX_MIN, plain_words, stem
 from app.search.store import SearchIndex, SearchUnavailable
@@ -27,7 +32,8 @@ class Words:
 
     @classmethod
     def of(cls, text: str) -> Words:
-        return cls(tuple(word[:MAX_WORD] for word in plain_words(text[:2_000])[:MAX_WORDS]))
+        words = dict.fromkeys(word[:MAX_WORD] for word in plain_words(text[:2_000]))
+        return cls(tuple(words)[:MAX_WORDS])
 
     def __bool__(self) -> bool:
         return bool(self.words)
@@ -66,8 +72,22 @@ def word_query(
     if len(word) >= FUZZY_MIN and (fuzzy, word) not in reader:
         clauses += [Term(fuzzy, near, boost=0.5) for near in near_words(reader, fuzzy, word)]
     if last and len(word) >= PREFIX_MIN:
-        clauses.append(Term("complete", word[:PREFIX_MAX], boost=0.8))
+        # Every word starting so scores the same: the matcher then skips whole blocks once
+        # the page is full, instead of scoring each of thousands of matches.
+        clauses.append(SameScore(Term("complete", word[:PREFIX_MAX]), score=0.5))
     return Or(clauses)
+
+
+class SameScore(ConstantScoreQuery):
+    """Whoosh's ConstantScoreQuery, without reading every posting into a list first: its
+    matcher reads them as needed and skips the rest once they cannot reach the page
+    (app.search.patches)."""
+
+    def matcher(self, searcher, context=None):
+        found = self.child.matcher(searcher, context)
+        if isinstance(found, NullMatcherClass):
+            return found
+        return ConstantScoreWrapperMatcher(found, self.score)
 
 
 def near_words(reader, fieldname: str, word: str, most: int = 8) -> list[str]:
@@ -102,58 +122,129 @@ class Hits:
     suggestion: str | None = None
     fallback: bool = False  # True: the index could not be read, SQL answered
     any_word: bool = False  # True: no result had every word; these have some
+    estimated: bool = False  # True: `total` is Whoosh's estimate, not a count
 
 
 CourseHits = Hits
 UserHits = Hits
 
 
-def _search(name: str, words: Words, exact: dict, fuzzy: str, restrict: Query | None,
-            number: int, per_page: int, suggest_from: str) -> Hits:  # fmt: skip
+Scope = Callable[[object], tuple[set[int] | None, set[int] | None]]
+
+
+def _search(name: str, words: Words, tiers: list[dict], fuzzy: str, scope: Scope, number: int,
+            per_page: int, suggest_from: str) -> Hits:  # fmt: skip
+    """`scope(searcher)` gives the documents that may answer (None: any) and those that may
+    not (None: none), as sets of document numbers: filters outside the scored query keep
+    Whoosh's block-quality skipping, which scores only what can reach the page.
+
+    `tiers` are the fields to look in, the short ones first: their matches come before those
+    found only in longer text, so that a common word need not be scored in every description
+    when the short fields already fill the page."""
     search: SearchIndex = current_app.extensions["campus.search"]
     highlighter = words.highlighter()
     with search.searching(name) as searcher:
-        reader = searcher.reader()
-        queries = [words_query(words, exact, fuzzy, every, reader) for every in (True, False)]
+        allowed, hidden = scope(searcher)
         if not words:
-            queries = [None]
-        for attempt, query in enumerate(queries):
-            if words and query is None:
-                continue
-            combined = _combine(query, restrict)
-            if combined is None:
-                return Hits([], 0, 1, highlighter)
-            hits = _page(searcher, combined, number, per_page, ranked=query is not None)
+            return _listed(searcher, allowed or set(), hidden, number, per_page)
+        reader = searcher.reader()
+        for attempt, every in enumerate((True, False)):
+            queries = [words_query(words, exact, fuzzy, every, reader) for exact in tiers]
+            if queries[-1] is None:
+                break
+            hits = _tiered(searcher, queries, allowed, hidden, number, per_page)
             if hits.total:
                 hits.highlighter = highlighter
                 hits.any_word = attempt == 1
                 return hits
-        suggestion = _suggest(searcher, words, suggest_from) if words else None
-        return Hits([], 0, 1, highlighter, suggestion=suggestion)
+        return Hits([], 0, 1, highlighter, suggestion=_suggest(searcher, words, suggest_from))
 
 
-def _combine(query: Query | None, restrict: Query | None) -> Query | None:
-    parts = [part for part in (query, restrict) if part is not None]
-    if not parts:
-        return None
-    return parts[0] if len(parts) == 1 else And(parts)
+def cached_docs(searcher, key: str, query: Query) -> frozenset[int]:
+    """A filter's document numbers, kept with the searcher: a new searcher (the index
+    changed) starts afresh."""
+    cache = searcher.__dict__.setdefault("_campus_docsets", {})
+    if key not in cache:
+        cache[key] = frozenset(searcher.docs_for_query(query))
+    return cache[key]
 
 
-def _page(searcher, query: Query, number: int, per_page: int, ranked: bool) -> Hits:
-    """Score only as many as the page needs; the total is exact when the answer is small,
-    an estimate otherwise."""
+def _listed(searcher, allowed: set[int], hidden: set[int] | None, number: int,
+            per_page: int) -> Hits:  # fmt: skip
+    """No words, only filters: the documents in index order, oldest first."""
+    docnums = sorted(allowed - hidden if hidden else allowed)
+    pages = max(1, -(-len(docnums) // per_page))
+    number = min(number, pages)
+    shown = docnums[(number - 1) * per_page : number * per_page]
+    ids = [int(searcher.stored_fields(docnum)["id"]) for docnum in shown]
+    return Hits(ids, len(docnums), number, Highlighter())
+
+
+# How long each tier may score, in seconds: the short fields first, then the longer text.
+# A query of common words matched by thousands of courses then shows the best of what was
+# read in that time (in index order, oldest first) instead of scoring them all; most
+# queries finish well within it. The total is then an estimate.
+BUDGETS = (0.012, 0.006)
+
+
+class Budget(collectors.WrappingCollector):
+    """Collects what its child collects until `seconds` have passed (None: no limit)."""
+
+    def __init__(self, child, seconds: float | None) -> None:
+        self.child = child
+        self.seconds = seconds
+        self.ran_out = False
+
+    def prepare(self, top_searcher, q, context) -> None:
+        self.child.prepare(top_searcher, q, context)
+        self.deadline = None if self.seconds is None else time.perf_counter() + self.seconds
+
+    def matches(self):
+        for count, docnum in enumerate(self.child.matches(), start=1):
+            yield docnum
+            late = count % 32 == 0 and self.deadline and time.perf_counter() > self.deadline
+            if late:
+                self.ran_out = True
+                return
+
+    def collect_matches(self) -> None:
+        for docnum in self.matches():
+            self.child.collect(docnum)
+
+
+def _tiered(searcher, queries: list, allowed, hidden, number: int, per_page: int) -> Hits:
+    """The page `number`: the first tier's matches ranked, then the next tier's other
+    matches ranked, and so on. Only as many are scored as the page needs; the total is exact
+    when the answer is small, Whoosh's estimate otherwise (counting every match would cost
+    what the ranking saved)."""
+    if allowed is not None and not allowed:
+        return Hits([], 0, 1, Highlighter())  # Whoosh reads an empty filter as no filter
     limit = number * per_page
-    results = searcher.search(query, limit=limit, scored=ranked)
-    found = results.scored_length()
-    if found < limit or results.has_exact_length():
-        total = len(results) if results.has_exact_length() else found
+    docnums: list[int] = []
+    masked = set(hidden or ())
+    for position, query in enumerate(queries):
+        if query is None:
+            continue
+        wanted = limit - len(docnums)
+        budget = Budget(collectors.TopCollector(wanted), BUDGETS[min(position, 1)])
+        collector = collectors.FilterCollector(budget, allowed, masked or None)
+        searcher.search_with_collector(query, collector)
+        found = [hit.docnum for hit in collector.results()]
+        docnums += found
+        if len(found) >= wanted or budget.ran_out:  # the rest of the answer is estimated
+            estimate = queries[-1].estimate_size(searcher.reader())
+            total, estimated = max(estimate, len(docnums)), True
+            break
+        if position < len(queries) - 1:
+            masked |= set(found)
     else:
-        total = max(results.estimated_length(), found)
+        total, estimated = len(docnums), False
     pages = max(1, -(-total // per_page))
     if number > pages:
-        return _page(searcher, query, pages, per_page, ranked)
-    ids = [int(hit["id"]) for hit in results[(number - 1) * per_page : limit]]
-    return Hits(ids, total, number, Highlighter())
+        return _tiered(searcher, queries, allowed, hidden, pages, per_page)
+    shown = docnums[(number - 1) * per_page : limit]
+    ids = [int(searcher.stored_fields(docnum)["id"]) for docnum in shown]
+    return Hits(ids, total, number, Highlighter(), estimated=estimated)
 
 
 def _suggest(searcher, words: Words, fieldname: str) -> str | None:
@@ -165,41 +256,50 @@ def _suggest(searcher, words: Words, fieldname: str) -> str | None:
     return " ".join(suggested) if tuple(suggested) != words.words else None
 
 
-COURSE_EXACT = {"title": "stem", "keywords": "stem", "description": "stem", "teacher": "plain"}
+COURSE_SHORT = {"title": "stem", "keywords": "stem", "teacher": "plain"}
+COURSE_TIERS = [COURSE_SHORT, COURSE_SHORT | {"description": "stem"}]
 COURSE_FUZZY = "words"
-USER_EXACT = {"name": "plain", "email": "plain"}
+USER_TIERS = [{"name": "plain", "email": "plain"}]
 USER_FUZZY = "name"
 
 
 def courses(q: str, teacher: str, viewer_id: int | None, number: int, per_page: int) -> Hits:
     """Published courses, and the viewer's own drafts, matching `q` and the `teacher` (a
     username or words of a name). Raises SearchUnavailable when the index cannot be read."""
-    visible = Term("published", True)
-    if viewer_id is not None:
-        visible = Or([visible, Term("teacher_id", str(viewer_id))])
-    restrict: Query = visible
     teacher_words, words = Words.of(teacher), Words.of(q)
     if not (words or teacher_words):
         return Hits([], 0, 1, Highlighter())
-    if teacher_words:
-        by_name = And([Term("teacher", w) for w in teacher_words.words])
-        by_username = Term("teacher_username", teacher.strip().lower())
-        restrict = And([visible, Or([by_username, by_name])])
-    return _search("courses", words, COURSE_EXACT, COURSE_FUZZY, restrict, number,
-                   per_page, "words")  # fmt: skip
+
+    def scope(searcher):
+        hidden = cached_docs(searcher, "drafts", Term("published", False))
+        if viewer_id is not None and hidden:
+            hidden = hidden - set(searcher.docs_for_query(Term("teacher_id", str(viewer_id))))
+        allowed = None
+        if teacher_words:
+            by_name = And([Term("teacher", w) for w in teacher_words.words])
+            by_username = Term("teacher_username", teacher.strip().lower())
+            allowed = set(searcher.docs_for_query(Or([by_username, by_name])))
+        return allowed, set(hidden)
+
+    return _search("courses", words, COURSE_TIERS, COURSE_FUZZY, scope, number, per_page,
+                   "words")  # fmt: skip
 
 
 def users(q: str, role: str | None, course_id: int | None, number: int, per_page: int) -> Hits:
-    filters: list[Query] = []
-    if role:
-        filters.append(Term("role", role))
-    if course_id is not None:
-        filters.append(Term("courses", str(course_id)))
-    restrict = And(filters) if len(filters) > 1 else (filters[0] if filters else None)
-    if restrict is None and not Words.of(q):
+    words = Words.of(q)
+    if not (words or role or course_id is not None):
         return Hits([], 0, 1, Highlighter())
-    return _search("users", Words.of(q), USER_EXACT, USER_FUZZY, restrict, number, per_page,
-                   "name")  # fmt: skip
+
+    def scope(searcher):
+        allowed = None
+        if role:
+            allowed = set(cached_docs(searcher, f"role:{role}", Term("role", role)))
+        if course_id is not None:
+            members = set(searcher.docs_for_query(Term("courses", str(course_id))))
+            allowed = members if allowed is None else allowed & members
+        return allowed, None
+
+    return _search("users", words, USER_TIERS, USER_FUZZY, scope, number, per_page, "name")
 
 
 # Highlighting -------------------------------------------------------------------------------

@@ -86,6 +86,7 @@ class Found:
     suggestion: str | None = None
     fallback: bool = False
     any_word: bool = False
+    estimated: bool = False
 
     @property
     def pages(self) -> int:
