@@ -369,7 +369,11 @@ def init_app(app: Flask) -> None:
 
 
 def _engine_of(app: Flask) -> Engine:
+    from flask import has_app_context
+
     from app.extensions import db
 
+    if has_app_context() and current_app._get_current_object() is app:
+        return db.engine
     with app.app_context():
         return db.engine

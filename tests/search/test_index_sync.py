@@ -216,3 +216,14 @@ def test_a_change_committed_during_a_rebuild_is_in_the_new_index(make_user, make
     monkeypatch.setattr(store, "course_document", real)
     assert find("volcanology") == added
     assert len(find("geology")) == 1
+
+
+def test_any_search_failure_falls_back_to_sql(client, make_course, monkeypatch):
+    course = make_course(title="Geology")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a Whoosh bug")
+
+    monkeypatch.setattr(search, "courses", broken)
+    response = client.get("/search/courses?q=geology")
+    assert course_ids(response) == [course.id] and "simpler mode" in response.text

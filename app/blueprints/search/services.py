@@ -102,6 +102,9 @@ def find_courses(viewer: User, query: CourseQuery, number: int) -> Found:
     except search.SearchUnavailable as error:
         log.warning("course search falls back to SQL: %s", error)
         hits = sql_courses(query, viewer_id, number)
+    except Exception:  # a broken index file, a Whoosh bug: the page still answers
+        log.exception("course search failed; falling back to SQL")
+        hits = sql_courses(query, viewer_id, number)
     rows = {item.course.id: item for item in listed(select(Course).where(Course.id.in_(hits.ids)))}
     mark = hits.highlighter
     items = [
@@ -126,6 +129,9 @@ def find_users(query: UserQuery, number: int) -> Found:
         hits = search.users(query.q, query.role or None, query.course, number, PAGE_SIZE)
     except search.SearchUnavailable as error:
         log.warning("user search falls back to SQL: %s", error)
+        hits = sql_users(query, number)
+    except Exception:  # a broken index file, a Whoosh bug: the page still answers
+        log.exception("user search failed; falling back to SQL")
         hits = sql_users(query, number)
     rows = {user.id: user for user in db.session.scalars(select(User).where(User.id.in_(hits.ids)))}
     mark = hits.highlighter
