@@ -118,6 +118,19 @@ def generate(db, courses: int, users: int, rng: random.Random) -> dict:
     return {"courses": rows, "users": people, "vocab": vocab}
 
 
+def reread(db) -> dict:
+    """The rows an earlier run generated, as `generate` returns them."""
+    from sqlalchemy import select
+
+    from app.models import Course, User
+
+    columns = (Course.title, Course.keywords, Course.description)
+    return {
+        "courses": [row._asdict() for row in db.session.execute(select(*columns))],
+        "users": [row._asdict() for row in db.session.execute(select(User.full_name))],
+    }
+
+
 def typo(word: str, rng: random.Random) -> str:
     i = rng.randrange(1, len(word) - 1)
     kind = rng.choice(("swap", "drop", "change"))
@@ -192,9 +205,10 @@ def main() -> None:
     parser.add_argument("--courses", type=int, default=50_000)
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=9)
+    parser.add_argument("--reuse", metavar="WORKDIR", help="the rows and index of an earlier run")
     args = parser.parse_args()
 
-    workdir = Path(tempfile.mkdtemp(prefix="campus-bench-search-"))
+    workdir = Path(args.reuse or tempfile.mkdtemp(prefix="campus-bench-search-"))
     database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{workdir / 'bench.db'}"
     from sqlalchemy import or_, select
 
@@ -208,18 +222,23 @@ def main() -> None:
                      SEARCH_INDEX_DIR=str(index_dir), SEARCH_CHECK_ON_START=False)  # fmt: skip
     rng = random.Random(args.seed)
     with app.app_context():
-        db.drop_all()
-        db.create_all()
-        began = time.perf_counter()
-        data = generate(db, args.courses, args.users, rng)
-        print(f"generated {args.courses:,} courses and {args.users:,} users in "
-              f"{time.perf_counter() - began:.1f} s ({db.engine.dialect.name})")  # fmt: skip
+        if args.reuse:
+            data = reread(db)
+            rng.random()
+        else:
+            db.drop_all()
+            db.create_all()
+            began = time.perf_counter()
+            data = generate(db, args.courses, args.users, rng)
+            print(f"generated {args.courses:,} courses and {args.users:,} users in "
+                  f"{time.perf_counter() - began:.1f} s ({db.engine.dialect.name})")  # fmt: skip
         before = rss_mb()
-        began = time.perf_counter()
-        counts = search.rebuild(app)
-        elapsed = time.perf_counter() - began
-        size = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file()) / 2**20
-        print(f"reindex: {elapsed:.1f} s for {counts}; index {size:.0f} MB on disk")
+        if not args.reuse:
+            began = time.perf_counter()
+            counts = search.rebuild(app)
+            elapsed = time.perf_counter() - began
+            size = sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file()) / 2**20
+            print(f"reindex: {elapsed:.1f} s for {counts}; index {size:.0f} MB on disk")
         queries = realistic_queries(data, rng)
         del data
         print("queries, e.g.:", ", ".join(repr(q) for _k, q in queries[:8]))
@@ -259,8 +278,9 @@ def main() -> None:
         people = [(k, q.split()[0][:6]) for k, q in queries[:100]]
         report("whoosh: users", timed(lambda q: search.users(q, None, None, 1, 20), people))
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"memory of this process: RSS {before:.0f} MB with the generated rows, before "
-              f"the reindex; peak {peak:.0f} MB (the reindex)")  # fmt: skip
+        stage = "the rows read back" if args.reuse else "the reindex"
+        print(f"memory of this process: RSS {before:.0f} MB with the generated rows; "
+              f"peak {peak:.0f} MB ({stage})")  # fmt: skip
         (workdir / "queries.json").write_text(json.dumps([q for _k, q in queries]))
         child = subprocess.run(
             [sys.executable, __file__, "--worker", str(workdir), database_url],

@@ -4,9 +4,11 @@ query parser), a ranked page of ids, highlighting, "did you mean", and a SQL fal
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from flask import current_app
 from markupsafe import Markup, escape
@@ -14,8 +16,9 @@ from whoosh import collectors
 from whoosh.matching.mcore import NullMatcherClass
 from whoosh.matching.wrappers import ConstantScoreWrapperMatcher
 from whoosh.query import And, ConstantScoreQuery, Or, Query, Term
+from whoosh.support.charset import accent_map
 
-from app.search.schema import PLAIN, PREFIX_MAX, PREFIX_MIN, plain_words, stem
+from app.search.schema import PREFIX_MAX, PREFIX_MIN, WORD_PATTERN, plain_words, stem
 from app.search.store import SearchIndex, SearchUnavailable
 
 log = logging.getLogger(__name__)
@@ -314,34 +317,53 @@ class Highlighter:
     prefix: str | None = None
     fuzzy: set[str] = field(default_factory=set)
 
+    memo: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
+
     def matches(self, token: str) -> bool:
+        """Whether a word of the text (as `fold` gives it) is one the query matched; the same
+        words come back often in a page of descriptions, so each is decided once."""
+        found = self.memo.get(token)
+        if found is None:
+            found = self.memo[token] = self._matches(token)
+        return found
+
+    def _matches(self, token: str) -> bool:
         if token in self.words or (self.prefix and token.startswith(self.prefix)):
             return True
         if self.stems and stem(token) in self.stems:
             return True
         return len(token) >= FUZZY_MIN and any(one_edit_apart(token, w) for w in self.fuzzy)
 
-    def spans(self, text: str) -> list[tuple[int, int]]:
+    def spans(self, text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+        """Where the matched words are in text[start:end], as positions in `text`."""
         if not (self.words or self.prefix):
             return []
+        end = len(text) if end is None else end
         return [
-            (token.startchar, token.endchar)
-            for token in PLAIN(text, chars=True)
-            if self.matches(token.text)
+            match.span()
+            for match in TOKEN.finditer(text, start, end)
+            if self.matches(fold(match.group()))
         ]
+
+    def first(self, text: str) -> tuple[int, int] | None:
+        if self.words or self.prefix:
+            for match in TOKEN.finditer(text):
+                if self.matches(fold(match.group())):
+                    return match.span()
+        return None
 
     def mark(self, text: str) -> Markup:
         return self._marked(text, self.spans(text))
 
     def excerpt(self, text: str, width: int = 220) -> Markup:
         """A piece of `text` of about `width` characters around its first match."""
-        spans = self.spans(text)
+        first = self.first(text)
         start = 0
-        if spans and spans[0][1] > width - 40:
-            start = text.rfind(" ", 0, max(spans[0][0] - 60, 0)) + 1
+        if first and first[1] > width - 40:
+            start = text.rfind(" ", 0, max(first[0] - 60, 0)) + 1
         end = len(text) if len(text) - start <= width else text.rfind(" ", start, start + width)
         end = end if end > start else min(len(text), start + width)
-        piece = [(s - start, e - start) for s, e in spans if s >= start and e <= end]
+        piece = [(s - start, e - start) for s, e in self.spans(text, start, end)]
         marked = self._marked(text[start:end], piece)
         return escape("…" if start else "") + marked + escape("…" if end < len(text) else "")
 
@@ -354,6 +376,16 @@ class Highlighter:
             position = end
         out.append(escape(text[position:]))
         return Markup("").join(out)
+
+
+TOKEN = re.compile(WORD_PATTERN)  # the schema's words, without Whoosh's token objects
+
+
+@lru_cache(maxsize=50_000)
+def fold(word: str) -> str:
+    """A word of the text as the index holds it: lower case, accents folded (the PLAIN
+    analyzer's filters)."""
+    return word.lower().translate(accent_map)
 
 
 def one_edit_apart(a: str, b: str) -> bool:
