@@ -10,7 +10,7 @@ export CAMPUS_CONFIG ?= development
 VENDOR := app/static/vendor
 VENDOR_FILES := $(VENDOR)/htmx.min.js $(VENDOR)/ext/ws.js $(VENDOR)/pico.min.css
 
-.PHONY: run test lint format bench vendor clean
+.PHONY: run test lint format bench bench-search vendor clean
 
 run: $(STAMPS)/python $(VENDOR_FILES)
 	$(BIN)/flask db upgrade
@@ -32,6 +32,9 @@ format: $(STAMPS)/python-dev
 
 bench: $(STAMPS)/python-dev $(VENDOR_FILES)
 	$(BIN)/python bench/bench_pages.py
+
+bench-search: $(STAMPS)/python-dev
+	$(BIN)/python bench/bench_search.py
 
 vendor: $(VENDOR_FILES)
 

@@ -53,6 +53,7 @@ def create_app(config: str | type[Config] | None = None, **overrides: object) ->
     from app.blueprints.materials import bp as materials_bp
     from app.blueprints.notifications import bp as notifications_bp
     from app.blueprints.profile import bp as profile_bp
+    from app.blueprints.search import bp as search_bp
 
     app.register_blueprint(main_bp)
     app.register_blueprint(auth_bp, url_prefix="/auth")
@@ -63,6 +64,7 @@ def create_app(config: str | type[Config] | None = None, **overrides: object) ->
     app.register_blueprint(feedback_bp)
     app.register_blueprint(materials_bp)
     app.register_blueprint(chat_bp)
+    app.register_blueprint(search_bp)
 
     from app.cli import register_cli
     from app.errors import register_error_handlers
@@ -73,6 +75,10 @@ def create_app(config: str | type[Config] | None = None, **overrides: object) ->
     register_error_handlers(app)
     register_security_headers(app)
     register_template_helpers(app)
+
+    from app import search
+
+    search.init_app(app)
     return app
 
 

@@ -23,7 +23,7 @@ from flask import Flask, has_app_context
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
-from app import create_app
+from app import create_app, search
 from app.blueprints.auth import services as accounts
 from app.extensions import db, limiter
 from app.models import User
@@ -74,13 +74,28 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def search_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Every app the tests build, and the live servers, share one search index in a temporary
+    folder; the `app` fixture empties it with the tables."""
+    from config import Config
+
+    folder = str(tmp_path_factory.mktemp("search-index"))
+    original, Config.SEARCH_INDEX_DIR = Config.SEARCH_INDEX_DIR, folder
+    yield folder
+    Config.SEARCH_INDEX_DIR = original
+
+
 @contextmanager
 def running_server(database_url: str, **environment: str) -> Iterator[str]:
     """A real gunicorn serving the app on a free port, until the block ends."""
+    from config import Config
+
     port = free_port()
     env = os.environ | {
         "CAMPUS_CONFIG": "testing",
         "DATABASE_URL": database_url,
+        "SEARCH_INDEX_DIR": Config.SEARCH_INDEX_DIR,
         "LOGIN_ADDRESS_LIMIT": "10000 per minute",  # hundreds of students sign in at once
         "UPLOAD_DIR": str(ROOT / "instance" / "test-live-uploads"),
         **environment,
@@ -109,7 +124,7 @@ def running_server(database_url: str, **environment: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def live_server(migrated_database: str) -> Iterator[str]:
+def live_server(migrated_database: str, search_index_dir: str) -> Iterator[str]:
     with running_server(migrated_database) as url:
         yield url
 
@@ -151,6 +166,7 @@ def app(migrated_database: str, tmp_path: Path) -> Iterator[Flask]:
     with app.app_context():
         limiter.reset()
         empty_tables()
+        search.rebuild(app)
         yield app
         db.session.rollback()
         empty_tables()

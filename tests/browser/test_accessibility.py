@@ -94,6 +94,8 @@ def test_every_page_passes_axe_for_every_role(app, page, visit, make_user, make_
 
     page.goto("/courses")
     check("courses")
+    page.goto("/search/courses?q=astronomy")
+    check("search-courses-visitor")
     page.goto(f"/courses/{course.id}")
     check("course")
 
@@ -126,6 +128,8 @@ def test_every_page_passes_axe_for_every_role(app, page, visit, make_user, make_
             check(f"course-edit-{role}")
             page.goto(f"/courses/{course.id}/students")
             check(f"roster-{role}")
+            page.goto("/search/users?q=a")
+            check(f"search-users-{role}")
         if role == "teacher":
             page.goto(f"/chat/{room.id}")
             check("chat-room-teacher")

@@ -8,7 +8,7 @@ from app import create_app
 def test_healthy(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "database": "ok", "broker": "ok"}
+    assert response.json == {"status": "ok", "database": "ok", "search": "ok", "broker": "ok"}
 
 
 def test_database_down_is_503(tmp_path):

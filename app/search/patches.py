@@ -1,0 +1,87 @@
+"""Fixes to Whoosh 2.7.4 (unmaintained), applied when app.search is imported.
+
+Block-quality skipping: UnionMatcher and AndMaybeMatcher loop while `aq + bq <= minquality`,
+asking one side to skip blocks of quality `<= minquality - bq`. When rounding makes the sum
+fit but the difference not, neither side moves and the loop never ends (a common word's
+search hung for minutes). The loops below stop when a round skips nothing.
+"""
+
+from __future__ import annotations
+
+from whoosh import collectors
+from whoosh.matching import binary, mcore, wrappers
+
+
+def _skip_both(a, b, minquality: float) -> int:
+    skipped = 0
+    aq, bq = a.block_quality(), b.block_quality()
+    while a.is_active() and b.is_active() and aq + bq <= minquality:
+        if aq < bq:
+            moved = a.skip_to_quality(minquality - bq)
+            aq = a.block_quality() if a.is_active() else 0
+        else:
+            moved = b.skip_to_quality(minquality - aq)
+            bq = b.block_quality() if b.is_active() else 0
+        if not moved:
+            break
+        skipped += moved
+    return skipped
+
+
+def _union_skip_to_quality(self, minquality):
+    self._id = None
+    a, b = self.a, self.b
+    if not (a.is_active() or b.is_active()):
+        raise mcore.ReadTooFar
+    if not a.is_active():
+        return b.skip_to_quality(minquality)
+    if not b.is_active():
+        return a.skip_to_quality(minquality)
+    return _skip_both(a, b, minquality)
+
+
+def _and_maybe_skip_to_quality(self, minquality):
+    a, b = self.a, self.b
+    if not a.is_active():
+        raise mcore.ReadTooFar
+    if not b.is_active():
+        return a.skip_to_quality(minquality)
+    return _skip_both(a, b, minquality)
+
+
+binary.UnionMatcher.skip_to_quality = _union_skip_to_quality
+binary.AndMaybeMatcher.skip_to_quality = _and_maybe_skip_to_quality
+
+
+# A constant-score branch (the prefix of the word being typed) can say how good its blocks
+# are without its field's lengths: all the same. Once the page is full of that score,
+# nothing more from it can enter, so the rest of its postings are skipped, not scored.
+def _constant_supports_block_quality(self) -> bool:
+    return True
+
+
+def _constant_skip_to_quality(self, minquality):
+    if self._score > minquality or not self.child.is_active():
+        return 0
+    self.child.skip_to(2**62)  # past the last document: none here can reach the page
+    return 1
+
+
+wrappers.ConstantScoreWrapperMatcher.supports_block_quality = _constant_supports_block_quality
+wrappers.ConstantScoreWrapperMatcher.skip_to_quality = _constant_skip_to_quality
+
+
+# TopCollector learns the lowest score on its page only when a better document replaces
+# one; when the page fills with equal scores it never does, and skips nothing. It knows it
+# as soon as the page is full.
+_top_collect = collectors.TopCollector._collect
+
+
+def _top_collect_knowing_the_floor(self, global_docnum, score):
+    result = _top_collect(self, global_docnum, score)
+    if len(self.items) >= self.limit:
+        self.minscore = self.items[0][0]
+    return result
+
+
+collectors.TopCollector._collect = _top_collect_knowing_the_floor

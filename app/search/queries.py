@@ -1,0 +1,408 @@
+"""Answering searches: Whoosh query objects built from the words typed (never Whoosh's
+query parser), a ranked page of ids, highlighting, "did you mean", and a SQL fallback."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from flask import current_app
+from markupsafe import Markup, escape
+from whoosh import collectors
+from whoosh.matching.mcore import NullMatcherClass
+from whoosh.matching.wrappers import ConstantScoreWrapperMatcher
+from whoosh.query import And, ConstantScoreQuery, Or, Query, Term
+from whoosh.support.charset import accent_map
+
+from app.search.schema import PREFIX_MAX, PREFIX_MIN, WORD_PATTERN, plain_words, stem
+from app.search.store import SearchIndex, SearchUnavailable
+
+log = logging.getLogger(__name__)
+MAX_WORDS = 8
+MAX_WORD = 40
+FUZZY_MIN = 4  # words this long tolerate one typo
+
+
+@dataclass(frozen=True)
+class Words:
+    """The words of a query, normalised as the index holds them; the last is being typed."""
+
+    words: tuple[str, ...]
+
+    @classmethod
+    def of(cls, text: str) -> Words:
+        words = dict.fromkeys(word[:MAX_WORD] for word in plain_words(text[:2_000]))
+        return cls(tuple(words)[:MAX_WORDS])
+
+    def __bool__(self) -> bool:
+        return bool(self.words)
+
+    def each(self):
+        """(word, its stem or None, whether it is the last) for each word worth searching:
+        a stop word counts only as the last, where it may be the start of a longer word."""
+        for position, word in enumerate(self.words):
+            last = position == len(self.words) - 1
+            stemmed = stem(word)
+            if stemmed is None and not last:
+                continue
+            yield word, stemmed, last
+
+    def highlighter(self) -> Highlighter:
+        return Highlighter(
+            stems={s for _w, s, _l in self.each() if s},
+            words=set(self.words),
+            prefix=self.words[-1] if self.words and len(self.words[-1]) >= PREFIX_MIN else None,
+            fuzzy={w for w in self.words if len(w) >= FUZZY_MIN},
+        )
+
+
+def word_query(
+    word: str, stemmed: str | None, last: bool, exact: dict, fuzzy: str, reader
+) -> Query:
+    """Any field holding the word: `exact` maps fields to "stem" or "plain". A word of four or
+    more letters that no short field holds may be a typo: the `fuzzy` field's words one edit
+    away (the most frequent few) count too."""
+    clauses: list[Query] = []
+    for name, kind in exact.items():
+        if kind == "plain":
+            clauses.append(Term(name, word))
+        elif stemmed:
+            clauses.append(Term(name, stemmed))
+    if len(word) >= FUZZY_MIN and (fuzzy, word) not in reader:
+        clauses += [Term(fuzzy, near, boost=0.5) for near in near_words(reader, fuzzy, word)]
+    if last and len(word) >= PREFIX_MIN:
+        # Every word starting so scores the same: the matcher then skips whole blocks once
+        # the page is full, instead of scoring each of thousands of matches.
+        clauses.append(SameScore(Term("complete", word[:PREFIX_MAX]), score=0.5))
+    return Or(clauses)
+
+
+class SameScore(ConstantScoreQuery):
+    """Whoosh's ConstantScoreQuery, without reading every posting into a list first: its
+    matcher reads them as needed and skips the rest once they cannot reach the page
+    (app.search.patches)."""
+
+    def matcher(self, searcher, context=None):
+        found = self.child.matcher(searcher, context)
+        if isinstance(found, NullMatcherClass):
+            return found
+        return ConstantScoreWrapperMatcher(found, self.score)
+
+
+def near_words(reader, fieldname: str, word: str, most: int = 8) -> list[str]:
+    """Words of the field one typo from `word`: an insertion, deletion or substitution after
+    the first letter (Whoosh's automaton), or two neighbours swapped."""
+    found = set(reader.terms_within(fieldname, word, 1, prefix=1))
+    for i in range(1, len(word) - 1):
+        swapped = word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+        if (fieldname, swapped) in reader:
+            found.add(swapped)
+    found.discard(word)
+    if len(found) > most:
+        found = set(sorted(found, key=lambda w: -reader.doc_frequency(fieldname, w))[:most])
+    return sorted(found)
+
+
+def words_query(words: Words, exact: dict, fuzzy: str, every: bool, reader) -> Query | None:
+    parts = [word_query(w, s, last, exact, fuzzy, reader) for w, s, last in words.each()]
+    if not parts:
+        return None
+    return And(parts) if every else Or(parts)
+
+
+@dataclass
+class Hits:
+    """A page of ids in ranked order and the number of matches (estimated for big answers)."""
+
+    ids: list[int]
+    total: int
+    number: int
+    highlighter: Highlighter
+    suggestion: str | None = None
+    fallback: bool = False  # True: the index could not be read, SQL answered
+    any_word: bool = False  # True: no result had every word; these have some
+    estimated: bool = False  # True: `total` is Whoosh's estimate, not a count
+
+
+CourseHits = Hits
+UserHits = Hits
+
+
+Scope = Callable[[object], tuple[set[int] | None, set[int] | None]]
+
+
+def _search(name: str, words: Words, tiers: list[dict], fuzzy: str, scope: Scope, number: int,
+            per_page: int, suggest_from: str) -> Hits:  # fmt: skip
+    """`scope(searcher)` gives the documents that may answer (None: any) and those that may
+    not (None: none), as sets of document numbers: filters outside the scored query keep
+    Whoosh's block-quality skipping, which scores only what can reach the page.
+
+    `tiers` are the fields to look in, the short ones first: their matches come before those
+    found only in longer text, so that a common word need not be scored in every description
+    when the short fields already fill the page."""
+    search: SearchIndex = current_app.extensions["campus.search"]
+    highlighter = words.highlighter()
+    with search.searching(name) as searcher:
+        allowed, hidden = scope(searcher)
+        if not words:
+            return _listed(searcher, allowed or set(), hidden, number, per_page)
+        reader = searcher.reader()
+        for attempt, every in enumerate((True, False)):
+            queries = [words_query(words, exact, fuzzy, every, reader) for exact in tiers]
+            if queries[-1] is None:
+                break
+            hits = _tiered(searcher, queries, allowed, hidden, number, per_page)
+            if hits.total:
+                hits.highlighter = highlighter
+                hits.any_word = attempt == 1
+                return hits
+        return Hits([], 0, 1, highlighter, suggestion=_suggest(searcher, words, suggest_from))
+
+
+def cached_docs(searcher, key: str, query: Query) -> frozenset[int]:
+    """A filter's document numbers, kept with the searcher: a new searcher (the index
+    changed) starts afresh."""
+    cache = searcher.__dict__.setdefault("_campus_docsets", {})
+    if key not in cache:
+        cache[key] = frozenset(searcher.docs_for_query(query))
+    return cache[key]
+
+
+def _listed(searcher, allowed: set[int], hidden: set[int] | None, number: int,
+            per_page: int) -> Hits:  # fmt: skip
+    """No words, only filters: the documents in index order, oldest first."""
+    docnums = sorted(allowed - hidden if hidden else allowed)
+    pages = max(1, -(-len(docnums) // per_page))
+    number = min(number, pages)
+    shown = docnums[(number - 1) * per_page : number * per_page]
+    ids = [int(searcher.stored_fields(docnum)["id"]) for docnum in shown]
+    return Hits(ids, len(docnums), number, Highlighter())
+
+
+# How long each tier may score, in seconds: the short fields first, then the longer text.
+# A query of common words matched by thousands of courses then shows the best of what was
+# read in that time (in index order, oldest first) instead of scoring them all; most
+# queries finish well within it. The total is then an estimate.
+BUDGETS = (0.012, 0.006)
+
+
+class Budget(collectors.WrappingCollector):
+    """Collects what its child collects until `seconds` have passed (None: no limit)."""
+
+    def __init__(self, child, seconds: float | None) -> None:
+        self.child = child
+        self.seconds = seconds
+        self.ran_out = False
+
+    def prepare(self, top_searcher, q, context) -> None:
+        self.child.prepare(top_searcher, q, context)
+        self.deadline = None if self.seconds is None else time.perf_counter() + self.seconds
+
+    def matches(self):
+        for count, docnum in enumerate(self.child.matches(), start=1):
+            yield docnum
+            late = count % 32 == 0 and self.deadline and time.perf_counter() > self.deadline
+            if late:
+                self.ran_out = True
+                return
+
+    def collect_matches(self) -> None:
+        for docnum in self.matches():
+            self.child.collect(docnum)
+
+
+def _tiered(searcher, queries: list, allowed, hidden, number: int, per_page: int) -> Hits:
+    """The page `number`: the first tier's matches ranked, then the next tier's other
+    matches ranked, and so on. Only as many are scored as the page needs; the total is exact
+    when the answer is small, Whoosh's estimate otherwise (counting every match would cost
+    what the ranking saved)."""
+    if allowed is not None and not allowed:
+        return Hits([], 0, 1, Highlighter())  # Whoosh reads an empty filter as no filter
+    limit = number * per_page
+    docnums: list[int] = []
+    masked = set(hidden or ())
+    for position, query in enumerate(queries):
+        if query is None:
+            continue
+        wanted = limit - len(docnums)
+        budget = Budget(collectors.TopCollector(wanted), BUDGETS[min(position, 1)])
+        collector = collectors.FilterCollector(budget, allowed, masked or None)
+        searcher.search_with_collector(query, collector)
+        found = [hit.docnum for hit in collector.results()]
+        docnums += found
+        if len(found) >= wanted or budget.ran_out:  # the rest of the answer is estimated
+            estimate = queries[-1].estimate_size(searcher.reader())
+            total, estimated = max(estimate, len(docnums)), True
+            break
+        if position < len(queries) - 1:
+            masked |= set(found)
+    else:
+        total, estimated = len(docnums), False
+    pages = max(1, -(-total // per_page))
+    if number > pages:
+        return _tiered(searcher, queries, allowed, hidden, pages, per_page)
+    shown = docnums[(number - 1) * per_page : limit]
+    ids = [int(searcher.stored_fields(docnum)["id"]) for docnum in shown]
+    return Hits(ids, total, number, Highlighter(), estimated=estimated)
+
+
+def _suggest(searcher, words: Words, fieldname: str) -> str | None:
+    corrector = searcher.corrector(fieldname)
+    suggested = []
+    for word in words.words:
+        options = corrector.suggest(word, limit=1, maxdist=2, prefix=1) if len(word) > 2 else []
+        suggested.append(options[0] if options else word)
+    return " ".join(suggested) if tuple(suggested) != words.words else None
+
+
+COURSE_SHORT = {"title": "stem", "keywords": "stem", "teacher": "plain"}
+COURSE_TIERS = [COURSE_SHORT, COURSE_SHORT | {"description": "stem"}]
+COURSE_FUZZY = "words"
+USER_TIERS = [{"name": "plain", "email": "plain"}]
+USER_FUZZY = "name"
+
+
+def courses(q: str, teacher: str, viewer_id: int | None, number: int, per_page: int) -> Hits:
+    """Published courses, and the viewer's own drafts, matching `q` and the `teacher` (a
+    username or words of a name). Raises SearchUnavailable when the index cannot be read."""
+    teacher_words, words = Words.of(teacher), Words.of(q)
+    if not (words or teacher_words):
+        return Hits([], 0, 1, Highlighter())
+
+    def scope(searcher):
+        hidden = cached_docs(searcher, "drafts", Term("published", False))
+        if viewer_id is not None and hidden:
+            hidden = hidden - set(searcher.docs_for_query(Term("teacher_id", str(viewer_id))))
+        allowed = None
+        if teacher_words:
+            by_name = And([Term("teacher", w) for w in teacher_words.words])
+            by_username = Term("teacher_username", teacher.strip().lower())
+            allowed = set(searcher.docs_for_query(Or([by_username, by_name])))
+        return allowed, set(hidden)
+
+    return _search("courses", words, COURSE_TIERS, COURSE_FUZZY, scope, number, per_page,
+                   "words")  # fmt: skip
+
+
+def users(q: str, role: str | None, course_id: int | None, number: int, per_page: int) -> Hits:
+    words = Words.of(q)
+    if not (words or role or course_id is not None):
+        return Hits([], 0, 1, Highlighter())
+
+    def scope(searcher):
+        allowed = None
+        if role:
+            allowed = set(cached_docs(searcher, f"role:{role}", Term("role", role)))
+        if course_id is not None:
+            members = set(searcher.docs_for_query(Term("courses", str(course_id))))
+            allowed = members if allowed is None else allowed & members
+        return allowed, None
+
+    return _search("users", words, USER_TIERS, USER_FUZZY, scope, number, per_page, "name")
+
+
+# Highlighting -------------------------------------------------------------------------------
+
+
+@dataclass
+class Highlighter:
+    """Marks the words of a text that the query matched: escaped first, then `<mark>`."""
+
+    stems: set[str] = field(default_factory=set)
+    words: set[str] = field(default_factory=set)
+    prefix: str | None = None
+    fuzzy: set[str] = field(default_factory=set)
+
+    memo: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
+
+    def matches(self, token: str) -> bool:
+        """Whether a word of the text (as `fold` gives it) is one the query matched; the same
+        words come back often in a page of descriptions, so each is decided once."""
+        found = self.memo.get(token)
+        if found is None:
+            found = self.memo[token] = self._matches(token)
+        return found
+
+    def _matches(self, token: str) -> bool:
+        if token in self.words or (self.prefix and token.startswith(self.prefix)):
+            return True
+        if self.stems and stem(token) in self.stems:
+            return True
+        return len(token) >= FUZZY_MIN and any(one_edit_apart(token, w) for w in self.fuzzy)
+
+    def spans(self, text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+        """Where the matched words are in text[start:end], as positions in `text`."""
+        if not (self.words or self.prefix):
+            return []
+        end = len(text) if end is None else end
+        return [
+            match.span()
+            for match in TOKEN.finditer(text, start, end)
+            if self.matches(fold(match.group()))
+        ]
+
+    def first(self, text: str) -> tuple[int, int] | None:
+        if self.words or self.prefix:
+            for match in TOKEN.finditer(text):
+                if self.matches(fold(match.group())):
+                    return match.span()
+        return None
+
+    def mark(self, text: str) -> Markup:
+        return self._marked(text, self.spans(text))
+
+    def excerpt(self, text: str, width: int = 220) -> Markup:
+        """A piece of `text` of about `width` characters around its first match."""
+        first = self.first(text)
+        start = 0
+        if first and first[1] > width - 40:
+            start = text.rfind(" ", 0, max(first[0] - 60, 0)) + 1
+        end = len(text) if len(text) - start <= width else text.rfind(" ", start, start + width)
+        end = end if end > start else min(len(text), start + width)
+        piece = [(s - start, e - start) for s, e in self.spans(text, start, end)]
+        marked = self._marked(text[start:end], piece)
+        return escape("…" if start else "") + marked + escape("…" if end < len(text) else "")
+
+    @staticmethod
+    def _marked(text: str, spans: list[tuple[int, int]]) -> Markup:
+        out, position = [], 0
+        for start, end in spans:
+            out.append(escape(text[position:start]))
+            out.append(Markup("<mark>") + escape(text[start:end]) + Markup("</mark>"))
+            position = end
+        out.append(escape(text[position:]))
+        return Markup("").join(out)
+
+
+TOKEN = re.compile(WORD_PATTERN)  # the schema's words, without Whoosh's token objects
+
+
+@lru_cache(maxsize=50_000)
+def fold(word: str) -> str:
+    """A word of the text as the index holds it: lower case, accents folded (the PLAIN
+    analyzer's filters)."""
+    return word.lower().translate(accent_map)
+
+
+def one_edit_apart(a: str, b: str) -> bool:
+    """True when one insertion, deletion, substitution or swap of neighbours turns a into b."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return a == b
+    if len(a) == len(b):
+        diffs = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diffs) == 1 or (
+            len(diffs) == 2 and diffs[1] == diffs[0] + 1 and a[diffs[0]] == b[diffs[1]]
+            and a[diffs[1]] == b[diffs[0]]
+        )  # fmt: skip
+    short, long = (a, b) if len(a) < len(b) else (b, a)
+    i = 0
+    while i < len(short) and short[i] == long[i]:
+        i += 1
+    return short[i:] == long[i + 1 :]
+
+
+__all__ = ["CourseHits", "Highlighter", "Hits", "SearchUnavailable", "UserHits", "Words"]
