@@ -74,6 +74,8 @@ def close_ended_sessions(session: Session) -> None:
 
 @event.listens_for(db.session, "after_rollback")
 def keep_sessions(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # only a savepoint rolled back
     session.info.pop("ended_sessions", None)
     session.info.pop("closing", None)
 

@@ -17,6 +17,7 @@ from app.search.store import Changes
 
 log = logging.getLogger(__name__)
 KEY = "campus.search.changes"
+COMMITTED = "campus.search.committed"
 COURSE_FIELDS = ("title", "description", "keywords", "published", "teacher_id")
 USER_FIELDS = ("username", "full_name", "email", "role")
 NAME_FIELDS = ("username", "full_name")
@@ -77,7 +78,18 @@ def after_flush(session: Session, flush_context) -> None:
 
 
 def after_commit(session: Session) -> None:
+    """Committed: written once the transaction has ended and its connection is back in the
+    pool. (Writing here would hold it while waiting for the index's lock; under load the
+    waiting requests then hold every connection the writer needs.)"""
     changes = session.info.pop(KEY, None)
+    if changes:
+        session.info.setdefault(COMMITTED, Changes()).update(changes)
+
+
+def after_transaction_end(session: Session, transaction) -> None:
+    if transaction.parent is not None:
+        return  # a savepoint or inner block: the transaction goes on
+    changes = session.info.pop(COMMITTED, None)
     if not changes or not has_app_context():
         return
     search = current_app.extensions.get("campus.search")
@@ -90,7 +102,10 @@ def after_commit(session: Session) -> None:
 
 
 def after_rollback(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # only a savepoint rolled back: the transaction's changes still stand
     session.info.pop(KEY, None)
+    session.info.pop(COMMITTED, None)
 
 
 def listen() -> None:
@@ -100,6 +115,7 @@ def listen() -> None:
     event.listen(Session, "before_flush", before_flush)
     event.listen(Session, "after_flush", after_flush)
     event.listen(Session, "after_commit", after_commit)
+    event.listen(Session, "after_transaction_end", after_transaction_end)
     event.listen(Session, "after_rollback", after_rollback)
     _listening = True
 

@@ -78,6 +78,8 @@ def push_badges(session: Session) -> None:
 
 @event.listens_for(db.session, "after_rollback")
 def forget_badges(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # only a savepoint rolled back
     session.info.pop("badge_changes", None)
     session.info.pop("badges", None)
 
