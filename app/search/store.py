@@ -79,6 +79,12 @@ class SearchIndex:
         self._directory: str | None = None
         self._indexes: dict[str, whoosh_index.Index] = {}
         self._searchers: dict[str, object] = {}
+        # Group commit: changes from this process's requests that arrive while one batch is
+        # being written are written together in the next one.
+        self._batch = threading.Condition()
+        self._waiting = Changes()
+        self._writing = False
+        self._started = self._finished = 0
 
     # Reading -------------------------------------------------------------------------------
 
@@ -157,8 +163,35 @@ class SearchIndex:
                 pause = min(pause * 2, 0.2)
 
     def apply(self, changes: Changes) -> None:
-        """Write what a committed transaction changed. Waits for other writers; a rebuild
-        swapping the directory meanwhile makes it start again on the new one."""
+        """Write what a committed transaction changed, together with whatever else this
+        process committed meanwhile, and return once it is in the index (so a change is
+        findable as soon as its request has answered). Under a rush (200 enrolments at once)
+        that is a handful of index commits instead of 200 in a row."""
+        with self._batch:
+            self._waiting.update(changes)
+            ticket = self._started + 1  # the first batch that starts from now on has it
+            while self._finished < ticket:
+                if self._writing:
+                    self._batch.wait()
+                    continue
+                self._writing = True
+                batch, self._waiting = self._waiting, Changes()
+                self._started += 1
+                number = self._started
+                self._batch.release()
+                try:
+                    self._write(batch)
+                except Exception:
+                    log.exception("search index not updated for %s", batch.as_json())
+                finally:
+                    self._batch.acquire()
+                    self._writing = False
+                    self._finished = number
+                    self._batch.notify_all()
+
+    def _write(self, changes: Changes) -> None:
+        """Write changes under the index's lock. Waits for other writers; a rebuild swapping
+        the directory meanwhile makes it start again on the new one."""
         deadline = time.monotonic() + self.write_timeout
         names = [name for name in NAMES if self._touches(name, changes)]
         while True:
