@@ -13,15 +13,11 @@ exactly one process; with Redis, any number.
 
 import multiprocessing
 import os
+import subprocess
+import sys
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent")
-if worker_class == "gevent":
-    # Before anything imports ssl, sockets or threads (the start-up hook below loads the app).
-    # Choose gthread with GUNICORN_WORKER_CLASS, not `-k`, which comes too late for this.
-    from gevent import monkey
-
-    monkey.patch_all()
 threads = int(os.environ.get("GUNICORN_THREADS", "32"))  # gthread only
 # Connections (open sockets included) one worker holds at once; raise the open-files limit
 # (`ulimit -n`, systemd's LimitNOFILE) above twice this.
@@ -46,8 +42,8 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 
 def on_starting(server) -> None:
     """Before any worker runs: remove uploads a crash left half-written, and stored files no
-    row points to (DESIGN.md "Files"). Nothing is uploading yet, so nothing in use is lost."""
-    from app import create_app
-    from app.blueprints.materials.services import sweep
-
-    sweep(create_app(os.environ.get("CAMPUS_CONFIG", "production")))
+    row points to (DESIGN.md "Files"). Nothing is uploading yet, so nothing in use is lost.
+    In a process of its own: the app is never loaded into the master, so each gevent worker
+    patches a clean interpreter after the fork."""
+    flask = [sys.executable, "-m", "flask", "--app", "wsgi", "sweep-uploads"]
+    subprocess.run(flask, check=True, cwd=os.path.dirname(os.path.abspath(__file__)))  # noqa: S603
