@@ -108,7 +108,9 @@ def configure_login(app: Flask) -> None:
     @login_manager.user_loader
     def load_user(token: str) -> User | None:
         user_id, _, version = token.partition(":")
-        if not (user_id.isdigit() and version.isdigit()):
+        if not (
+            user_id.isascii() and user_id.isdigit() and version.isascii() and version.isdigit()
+        ):
             return None
         user = db.session.get(User, int(user_id))
         if user is None or user.session_version != int(version):

@@ -215,4 +215,4 @@ def throttle_address(limits: str, scope: str) -> None:
 def page_number() -> int:
     """`?page=N` as a whole number of at least 1; anything else is page 1."""
     value = request.args.get("page", "1")
-    return int(value) if value.isdigit() and 0 < len(value) < 7 else 1
+    return int(value) if value.isascii() and value.isdigit() and 0 < len(value) < 7 else 1

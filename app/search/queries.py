@@ -147,7 +147,7 @@ def _search(name: str, words: Words, tiers: list[dict], fuzzy: str, scope: Scope
     search: SearchIndex = current_app.extensions["campus.search"]
     highlighter = words.highlighter()
     with search.searching(name) as searcher:
-        allowed, hidden = scope(searcher)
+        allowed, hidden = scope_sets = scope(searcher)
         if not words:
             return _listed(searcher, allowed or set(), hidden, number, per_page)
         reader = searcher.reader()
@@ -160,7 +160,20 @@ def _search(name: str, words: Words, tiers: list[dict], fuzzy: str, scope: Scope
                 hits.highlighter = highlighter
                 hits.any_word = attempt == 1
                 return hits
-        return Hits([], 0, 1, highlighter, suggestion=_suggest(searcher, words, suggest_from))
+        suggestion = _suggest(searcher, words, suggest_from)
+        if suggestion and not _finds(searcher, Words.of(suggestion), tiers, fuzzy, scope_sets):
+            suggestion = None  # the word exists only where this viewer may not look
+        return Hits([], 0, 1, highlighter, suggestion=suggestion)
+
+
+def _finds(searcher, words: Words, tiers: list[dict], fuzzy: str, scope_sets) -> bool:
+    """Whether `words` find anything this viewer may see: a suggestion is offered only then,
+    so that drafts' and deleted courses' words never show (the corrector reads every word of
+    the index)."""
+    allowed, hidden = scope_sets
+    reader = searcher.reader()
+    queries = [words_query(words, exact, fuzzy, True, reader) for exact in tiers]
+    return queries[-1] is not None and bool(_tiered(searcher, queries, allowed, hidden, 1, 1).total)
 
 
 def cached_docs(searcher, key: str, query: Query) -> frozenset[int]:
@@ -236,7 +249,13 @@ def _tiered(searcher, queries: list, allowed, hidden, number: int, per_page: int
         docnums += found
         if len(found) >= wanted or budget.ran_out:  # the rest of the answer is estimated
             estimate = queries[-1].estimate_size(searcher.reader())
-            total, estimated = max(estimate, len(docnums)), True
+            # Whoosh counts every document with the words; never more than may be shown.
+            ceiling = (
+                len(allowed)
+                if allowed is not None
+                else searcher.reader().doc_count() - len(hidden or ())
+            )
+            total, estimated = max(min(estimate, ceiling), len(docnums)), True
             break
         if position < len(queries) - 1:
             masked |= set(found)

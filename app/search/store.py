@@ -207,10 +207,13 @@ class SearchIndex:
                 with self._engine().connect() as connection:
                     for name, writer in writers:
                         write_changes(writer, name, connection, changes)
+                # Journal first: committing releases the index's lock, and a rebuild could
+                # replay the journal and swap in between. Replaying twice is harmless (the
+                # rows are read again from the database).
+                self._journal(changes)
                 for _name, writer in writers:
                     writer.commit()
                 writers = []
-                self._journal(changes)
                 return
             except _Moved:
                 continue

@@ -61,6 +61,7 @@ def test_empty_capacity_means_unlimited(client, teacher):
         ({"capacity": "ten"}, "capacity"),
         ({"capacity": "10001"}, "capacity"),
         ({"capacity": "3.5"}, "capacity"),
+        ({"capacity": "²"}, "capacity"),  # a digit to str.isdigit, not to int()
         ({"keywords": ", ".join(f"word{n}" for n in range(21))}, "keywords"),
         ({"keywords": "k" * 41}, "keywords"),
     ],

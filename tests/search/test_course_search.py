@@ -142,3 +142,17 @@ def test_htmx_gets_only_the_results(client, make_course):
 def test_the_nav_has_a_search_box(client):
     page = client.get("/courses").get_data(as_text=True)
     assert 'action="/search/courses"' in page and 'id="nav-search"' in page
+
+
+def test_a_draft_s_words_are_never_suggested_to_others(client, make_user, make_course, login_as):
+    owner = make_user("alice", role="teacher")
+    make_course(owner, title="Quantumleap merger plans", keywords=["zyxwvprojekt"], published=False)
+    make_course(owner, title="Astronomy")
+    for q in ("quantumleaf", "zyxwvprojekr"):
+        response = client.get("/search/courses", query_string={"q": q})
+        assert response.status_code == 200
+        assert "quantumleap" not in response.text.lower()
+        assert "zyxwvprojekt" not in response.text
+    login_as(owner)  # its teacher may be offered the word: the draft is theirs to find
+    response = client.get("/search/courses", query_string={"q": "quantumleaf"})
+    assert "quantumleap" in response.text.lower()

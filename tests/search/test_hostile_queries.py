@@ -67,3 +67,13 @@ def test_the_query_finds_what_the_words_say(client, make_course):
     course = make_course(title="Astronomy", keywords=["stars"])
     for q in ("astro*", "title:astronomy", '"astronomy', "astronomy~", "-astronomy +stars !"):
         assert course_ids(client.get("/search/courses", query_string={"q": q})) == [course.id], q
+
+
+@pytest.mark.parametrize("number", ["²", "١٢", "𝟙"])
+def test_digits_that_are_not_ascii_are_no_page_and_no_course(client, make_user, login_as, number):
+    """Superscripts, Arabic-Indic and mathematical digits pass str.isdigit() but not int()."""
+    for path in ("/search/courses?q=astronomy&page=", "/courses?page=", "/notifications?page="):
+        assert client.get(path + number).status_code in (200, 302), path
+    login_as(make_user("tina", role="teacher"))
+    assert client.get("/search/users", query_string={"course": number}).status_code == 200
+    assert client.get("/search/users", query_string={"q": "t", "page": number}).status_code == 200

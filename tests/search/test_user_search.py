@@ -74,3 +74,23 @@ def test_empty_search_asks_for_words(client, teacher):
     response = client.get("/search/users")
     assert response.status_code == 200 and usernames(response) == []
     assert "Type a name" in response.text
+
+
+def test_a_teacher_narrows_people_to_their_own_courses_only(
+    client, make_user, make_course, login_as, teacher
+):
+    """A roster is its teacher's (DESIGN.md): another teacher's course, or a draft of theirs,
+    cannot be used to list its students; an admin may use any."""
+    others = make_user("olga", role="teacher")
+    theirs = make_course(others, title="Chemistry")
+    draft = make_course(others, title="Secret plans", published=False)
+    enroll(make_user("cleo", full_name="Cleo Chem"), theirs.id)
+    for course_id in (theirs.id, draft.id, 999_999):
+        response = client.get("/search/users", query_string={"q": "", "course": str(course_id)})
+        assert response.status_code == 403
+        assert "cleo" not in response.text
+    page = client.get("/search/users").text
+    assert "Chemistry" not in page and "Secret plans" not in page  # not offered either
+    client.post_form("/auth/logout")
+    login_as(make_user("root", role="admin"))
+    assert set(find(client, "", course=str(theirs.id))) == {"cleo", "olga"}

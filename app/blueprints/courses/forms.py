@@ -53,7 +53,7 @@ class CourseForm(BaseForm):
 
     def validate_capacity(self, field: StringField) -> None:
         text = str(field.data or "").strip()
-        if text and not (text.isdigit() and 1 <= int(text) <= CAPACITY_MAX):
+        if text and not (text.isascii() and text.isdigit() and 1 <= int(text) <= CAPACITY_MAX):
             raise ValidationError(
                 f"Leave it empty for no limit, or give a whole number from 1 to {CAPACITY_MAX:,}."
             )

@@ -23,7 +23,12 @@ def courses():
 @role_required(Role.TEACHER, Role.ADMIN)
 def users():
     query = services.UserQuery.of(request.args)
-    found = services.find_users(query, page_number())
+    found = services.find_users(current_user, query, page_number())
     return render_page_or_partial(
-        "search/users.html", "search/_user_results.html", query=query, found=found, roles=Role
+        "search/users.html",
+        "search/_user_results.html",
+        query=query,
+        found=found,
+        roles=Role,
+        courses=services.filter_courses(current_user),
     )

@@ -12,6 +12,7 @@ from werkzeug.datastructures import MultiDict
 
 from app import search
 from app.blueprints.courses.services import Listed, listed
+from app.errors import NotAllowed
 from app.extensions import db
 from app.models import Course, Enrollment, EnrollmentStatus, Role, User
 from app.search.queries import Highlighter, Hits, Words
@@ -52,7 +53,7 @@ class UserQuery:
         return cls(
             _text(args, "q"),
             role if role in {r.value for r in Role} else "",
-            int(course) if course.isdigit() and len(course) < 10 else None,
+            int(course) if course.isascii() and course.isdigit() and len(course) < 10 else None,
         )
 
     def args(self) -> dict[str, str]:
@@ -122,9 +123,24 @@ def find_courses(viewer: User, query: CourseQuery, number: int) -> Found:
     return _found(items, hits)
 
 
-def find_users(query: UserQuery, number: int) -> Found:
+def filter_courses(viewer: User) -> list[tuple[int, str]]:
+    """The courses a viewer may narrow people to: a teacher's own (their rosters are theirs
+    alone, DESIGN.md), every course for an admin."""
+    query = select(Course.id, Course.title).order_by(Course.title, Course.id)
+    if not viewer.is_admin:
+        query = query.where(Course.teacher_id == viewer.id)
+    return [(course_id, title) for course_id, title in db.session.execute(query)]
+
+
+def find_users(viewer: User, query: UserQuery, number: int) -> Found:
     if not (query.q or query.role or query.course):
         return Found()
+    if query.course is not None and not viewer.is_admin:
+        mine = db.session.scalar(
+            select(Course.id).where(Course.id == query.course, Course.teacher_id == viewer.id)
+        )
+        if mine is None:
+            raise NotAllowed("You can narrow people to the students of your own courses.")
     try:
         hits = search.users(query.q, query.role or None, query.course, number, PAGE_SIZE)
     except search.SearchUnavailable as error:
@@ -145,7 +161,14 @@ def find_users(query: UserQuery, number: int) -> Found:
 
 def _found(items: list, hits: Hits) -> Found:
     return Found(
-        items, hits.number, hits.total, True, hits.suggestion, hits.fallback, hits.any_word
+        items,
+        hits.number,
+        hits.total,
+        True,
+        hits.suggestion,
+        hits.fallback,
+        hits.any_word,
+        hits.estimated,
     )
 
 
