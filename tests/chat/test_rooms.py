@@ -235,3 +235,27 @@ def test_the_room_shows_how_many_have_seen_the_newest_message(
         login_as(teacher)
         assert seen_line() == expected
         client.post_form("/auth/logout")
+
+
+def test_the_room_list_takes_the_same_queries_for_2_and_12_rooms(
+    client, login_as, make_user, make_course, count_queries
+):
+    student = make_user("many")
+    teacher = make_user("tutor", role="teacher")
+
+    def rooms(count: int) -> int:
+        for n in range(count):
+            course = make_course(teacher, title=f"Course {n:02d} {count}")
+            enroll(student, course.id)
+            room = course_room(course)
+            db.session.add(ChatMessage(room_id=room.id, author_id=teacher.id, body=f"hi {n}"))
+        db.session.commit()
+        with count_queries() as statements:
+            page = client.get("/chat").get_data(as_text=True)
+        assert page.count("data-room-id=") == len(
+            db.session.scalars(select(ChatRoom.id).where(ChatRoom.course_id.is_not(None))).all()
+        )
+        return len(statements)
+
+    login_as(student)
+    assert rooms(2) == rooms(10)

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 # How often an idle socket re-announces that it is still here (presence lives 90 s).
 PRESENCE_REFRESH = 30
 ROOMS_PER_RESUME = 50
+SEND_TIMEOUT = 3.0  # seconds
 BIGGEST_ID = 2**53
 
 
@@ -47,6 +48,11 @@ def member_of(user: User) -> Member:
 def serve(ws: Any) -> None:
     """Run one socket until it closes."""
     member = member_of(current_user)
+    # A tab that stops reading (a phone asleep with the socket open) fills its buffer; then a
+    # send to it gives up after this long instead of holding up the fan-out to everyone else,
+    # and the socket is dropped. simple-websocket only reads once the socket is readable, so
+    # the timeout never cuts a wait for input.
+    ws.sock.settimeout(SEND_TIMEOUT)
     connection = Connection(ws, member.id)
     live().open(connection)
     db.session.remove()  # a socket must not hold a database connection while it waits
