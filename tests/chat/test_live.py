@@ -25,15 +25,20 @@ MESSAGE = 'data-message-id="'
 
 def open_socket(server: str, user=None, origin: str | None = "same") -> ClientConnection:
     """A tab's socket: the user's session cookie and the page's Origin."""
-    headers = {}
+    browser = None
     if user is not None:
         browser = LiveClient(server)
         browser.sign_in(user.username, PASSWORD)
-        headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
+    return socket_of(server, browser, origin)
+
+
+def socket_of(server: str, browser: LiveClient | None, origin: str | None = "same"):
+    """The socket of a page open in `browser` (its cookies), or of a visitor without any."""
+    cookies = browser.cookies.items() if browser else ()
     return connect(
         server.replace("http://", "ws://") + "/ws",
         origin=server if origin == "same" else origin,
-        additional_headers=headers,
+        additional_headers={"Cookie": "; ".join(f"{k}={v}" for k, v in cookies)},
         open_timeout=5,
     )
 
@@ -247,12 +252,7 @@ def test_signing_out_ends_the_socket(live_server, room):
     room_id, _, ana, _ = room
     browser = LiveClient(live_server)
     browser.sign_in(ana.username, PASSWORD)
-    cookie = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
-    with connect(
-        live_server.replace("http://", "ws://") + "/ws",
-        origin=live_server,
-        additional_headers={"Cookie": cookie},
-    ) as a:
+    with socket_of(live_server, browser) as a:
         assert browser.post("/auth/logout") == 303
         with pytest.raises(ConnectionClosed):  # closed at once, or at the latest on sending
             send(a, {"room": room_id, "body": "after sign-out"})
@@ -320,12 +320,7 @@ def test_signing_out_elsewhere_closes_an_idle_socket(live_server, room):
     tab, other_device = LiveClient(live_server), LiveClient(live_server)
     tab.sign_in(ana.username, PASSWORD)
     other_device.sign_in(ana.username, PASSWORD)
-    cookie = "; ".join(f"{k}={v}" for k, v in tab.cookies.items())
-    with connect(
-        live_server.replace("http://", "ws://") + "/ws",
-        origin=live_server,
-        additional_headers={"Cookie": cookie},
-    ) as idle:
+    with socket_of(live_server, tab) as idle:
         changed = other_device.post(
             "/profile/password",
             {"current_password": PASSWORD, "new_password": "Another-Horse-43",

@@ -323,7 +323,22 @@ def mark_read(user_id: int, room_id: int, up_to: int | None = None) -> bool:
         up_to = db.session.scalar(
             select(func.coalesce(func.max(ChatMessage.id), 0)).where(ChatMessage.room_id == room_id)
         )
-    changed = db.session.execute(
+    changed = _move_mark(user_id, room_id, up_to)
+    if not changed and db.session.get(ChatRead, (room_id, user_id)) is None:
+        changed = 1
+        try:
+            with db.session.begin_nested():
+                db.session.add(ChatRead(room_id=room_id, user_id=user_id, last_read_id=up_to))
+        except IntegrityError:
+            # Another tab wrote the first mark meanwhile: keep whichever is newer.
+            changed = _move_mark(user_id, room_id, up_to)
+    db.session.commit()
+    return bool(changed)
+
+
+def _move_mark(user_id: int, room_id: int, up_to: int) -> int:
+    """Raise an existing read mark to `up_to` (never lower it); the number of rows moved."""
+    return db.session.execute(
         update(ChatRead)
         .where(
             ChatRead.room_id == room_id,
@@ -332,24 +347,6 @@ def mark_read(user_id: int, room_id: int, up_to: int | None = None) -> bool:
         )
         .values(last_read_id=up_to)
     ).rowcount
-    if not changed and db.session.get(ChatRead, (room_id, user_id)) is None:
-        changed = 1
-        try:
-            with db.session.begin_nested():
-                db.session.add(ChatRead(room_id=room_id, user_id=user_id, last_read_id=up_to))
-        except IntegrityError:
-            # Another tab wrote the first mark meanwhile: keep whichever is newer.
-            changed = db.session.execute(
-                update(ChatRead)
-                .where(
-                    ChatRead.room_id == room_id,
-                    ChatRead.user_id == user_id,
-                    ChatRead.last_read_id < up_to,
-                )
-                .values(last_read_id=up_to)
-            ).rowcount
-    db.session.commit()
-    return bool(changed)
 
 
 def direct_room(user: User, username: str) -> ChatRoom:
