@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import live
 from app.extensions import csrf, db, limiter, login_manager, migrate, sock
+from app.forms import whole_number
 from config import CONFIGS, Config
 
 
@@ -107,13 +108,11 @@ def configure_login(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(token: str) -> User | None:
-        user_id, _, version = token.partition(":")
-        if not (
-            user_id.isascii() and user_id.isdigit() and version.isascii() and version.isdigit()
-        ):
+        user_id, _, version = (whole_number(part) for part in token.partition(":"))
+        if user_id is None or version is None:
             return None
-        user = db.session.get(User, int(user_id))
-        if user is None or user.session_version != int(version):
+        user = db.session.get(User, user_id)
+        if user is None or user.session_version != version:
             return None
         return user
 

@@ -16,6 +16,14 @@ def control_characters(value: str, multiline: bool) -> bool:
     return any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in value)
 
 
+def whole_number(text: str, max_digits: int = 15) -> int | None:
+    """`text` as a whole number when it is ASCII digits only, at most `max_digits` of them;
+    else None. (`str.isdigit()` alone also accepts "²" and "١٢", which `int()` refuses.)"""
+    if text and len(text) <= max_digits and text.isascii() and text.isdigit():
+        return int(text)
+    return None
+
+
 class BaseForm(FlaskForm):
     """A FlaskForm that refuses control characters in every text field (DESIGN.md "Limits")."""
 

@@ -26,6 +26,7 @@ from limits import parse_many
 
 from app.errors import InvalidInput, NotAllowed, Throttled
 from app.extensions import limiter
+from app.forms import whole_number
 
 log = logging.getLogger(__name__)
 
@@ -214,5 +215,4 @@ def throttle_address(limits: str, scope: str) -> None:
 
 def page_number() -> int:
     """`?page=N` as a whole number of at least 1; anything else is page 1."""
-    value = request.args.get("page", "1")
-    return int(value) if value.isascii() and value.isdigit() and 0 < len(value) < 7 else 1
+    return whole_number(request.args.get("page", ""), max_digits=6) or 1

@@ -17,6 +17,7 @@ from app.blueprints.chat import services
 from app.blueprints.chat.services import Member
 from app.errors import DomainError, InvalidInput
 from app.extensions import db
+from app.forms import whole_number
 from app.live import Connection, live, render_fragment
 from app.live.hub import CLOSE_POLICY
 from app.models import User
@@ -116,24 +117,24 @@ def parse(raw: str | bytes) -> dict:
     return data
 
 
-def whole_number(value: object, smallest: int) -> int | None:
+def id_number(value: object, smallest: int) -> int | None:
     """A number or a string of digits (DESIGN.md: a room id may come as either); else None."""
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) < 16:
-        value = int(value)
+    if isinstance(value, str):
+        value = whole_number(value)
     if isinstance(value, bool) or not isinstance(value, int) or not smallest <= value < BIGGEST_ID:
         return None
     return value
 
 
 def room_id(value: object) -> int:
-    number = whole_number(value, 1)
+    number = id_number(value, 1)
     if number is None:
         raise InvalidInput({"room": "Choose a chat room to write in."})
     return number
 
 
 def last_id(value: object) -> int:
-    number = whole_number(value, 0)
+    number = id_number(value, 0)
     if number is None:
         raise InvalidInput({"resume": "That message could not be read."})
     return number

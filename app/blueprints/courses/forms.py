@@ -6,7 +6,7 @@ from wtforms import BooleanField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from app.blueprints.auth.forms import strip
-from app.forms import BaseForm
+from app.forms import BaseForm, whole_number
 from app.models.course import (
     CAPACITY_MAX,
     DESCRIPTION_MAX,
@@ -53,7 +53,7 @@ class CourseForm(BaseForm):
 
     def validate_capacity(self, field: StringField) -> None:
         text = str(field.data or "").strip()
-        if text and not (text.isascii() and text.isdigit() and 1 <= int(text) <= CAPACITY_MAX):
+        if text and not 1 <= (whole_number(text) or 0) <= CAPACITY_MAX:
             raise ValidationError(
                 f"Leave it empty for no limit, or give a whole number from 1 to {CAPACITY_MAX:,}."
             )
@@ -61,8 +61,7 @@ class CourseForm(BaseForm):
     @property
     def capacity_value(self) -> int | None:
         """The validated capacity: None for unlimited."""
-        text = str(self.capacity.data or "").strip()
-        return int(text) if text else None
+        return whole_number(str(self.capacity.data or "").strip())
 
     @property
     def keyword_list(self) -> list[str]:

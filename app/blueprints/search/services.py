@@ -14,6 +14,7 @@ from app import search
 from app.blueprints.courses.services import Listed, listed
 from app.errors import NotAllowed
 from app.extensions import db
+from app.forms import whole_number
 from app.models import Course, Enrollment, EnrollmentStatus, Role, User
 from app.search.queries import Highlighter, Hits, Words
 
@@ -53,7 +54,7 @@ class UserQuery:
         return cls(
             _text(args, "q"),
             role if role in {r.value for r in Role} else "",
-            int(course) if course.isascii() and course.isdigit() and len(course) < 10 else None,
+            whole_number(course, max_digits=9),
         )
 
     def args(self) -> dict[str, str]:
