@@ -213,6 +213,11 @@ def throttle_address(limits: str, scope: str) -> None:
         raise Throttled("Too many attempts from your network. Wait a minute, then try again.")
 
 
+def page_count(total: int, per_page: int = 20) -> int:
+    """How many pages `total` items fill (at least one, for the empty list)."""
+    return max(1, -(-total // per_page))
+
+
 def page_number() -> int:
     """`?page=N` as a whole number of at least 1; anything else is page 1."""
     return whole_number(request.args.get("page", ""), max_digits=6) or 1

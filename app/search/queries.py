@@ -20,6 +20,7 @@ from whoosh.support.charset import accent_map
 
 from app.search.schema import PREFIX_MAX, PREFIX_MIN, WORD_PATTERN, plain_words, stem
 from app.search.store import SearchIndex, SearchUnavailable
+from app.web import page_count
 
 log = logging.getLogger(__name__)
 MAX_WORDS = 8
@@ -189,7 +190,7 @@ def _listed(searcher, allowed: set[int], hidden: set[int] | None, number: int,
             per_page: int) -> Hits:  # fmt: skip
     """No words, only filters: the documents in index order, oldest first."""
     docnums = sorted(allowed - hidden if hidden else allowed)
-    pages = max(1, -(-len(docnums) // per_page))
+    pages = page_count(len(docnums), per_page)
     number = min(number, pages)
     shown = docnums[(number - 1) * per_page : number * per_page]
     ids = [int(searcher.stored_fields(docnum)["id"]) for docnum in shown]
@@ -261,7 +262,7 @@ def _tiered(searcher, queries: list, allowed, hidden, number: int, per_page: int
             masked |= set(found)
     else:
         total, estimated = len(docnums), False
-    pages = max(1, -(-total // per_page))
+    pages = page_count(total, per_page)
     if number > pages:
         return _tiered(searcher, queries, allowed, hidden, pages, per_page)
     shown = docnums[(number - 1) * per_page : limit]

@@ -11,6 +11,7 @@ from app.blueprints.notifications.services import notify
 from app.errors import InvalidInput, NotAllowed, NotFound
 from app.extensions import db
 from app.models import Course, Enrollment, EnrollmentStatus, Role, User
+from app.web import page_count
 
 PAGE_SIZE = 20
 
@@ -48,7 +49,7 @@ class Page:
 
     @property
     def pages(self) -> int:
-        return max(1, -(-self.total // PAGE_SIZE))
+        return page_count(self.total, PAGE_SIZE)
 
 
 def enrolled_count_column():
@@ -87,7 +88,7 @@ def listed(query: Select) -> list[Listed]:
 
 def catalogue(number: int) -> Page:
     total = db.session.scalar(select(func.count()).select_from(Course).where(Course.published))
-    pages = max(1, -(-total // PAGE_SIZE))
+    pages = page_count(total, PAGE_SIZE)
     number = min(max(number, 1), pages)
     query = (
         select(Course)

@@ -14,6 +14,7 @@ from app.errors import NotAllowed, NotFound
 from app.extensions import db
 from app.models import Course, Enrollment, EnrollmentStatus, Feedback, Notification, Role, User
 from app.models.user import utcnow
+from app.web import page_count
 
 PAGE_SIZE = 20
 SORTS = {
@@ -45,7 +46,7 @@ class Page:
 
     @property
     def pages(self) -> int:
-        return max(1, -(-self.total // PAGE_SIZE))
+        return page_count(self.total, PAGE_SIZE)
 
 
 def summary(course_id: int) -> Summary:
@@ -66,7 +67,7 @@ def entries(course_id: int, number: int, sort: str) -> Page:
     total = db.session.scalar(
         select(func.count(Feedback.id)).where(Feedback.course_id == course_id)
     )
-    pages = max(1, -(-total // PAGE_SIZE))
+    pages = page_count(total, PAGE_SIZE)
     number = min(max(number, 1), pages)
     query = (
         select(Feedback)

@@ -13,6 +13,7 @@ from app.errors import NotFound
 from app.extensions import db
 from app.models import Notification, User
 from app.models.user import utcnow
+from app.web import page_count
 
 log = logging.getLogger(__name__)
 
@@ -109,14 +110,14 @@ class Page:
 
     @property
     def pages(self) -> int:
-        return max(1, -(-self.total // PAGE_SIZE))
+        return page_count(self.total, PAGE_SIZE)
 
 
 def page_for(user: User, number: int) -> Page:
     total = db.session.scalar(
         select(func.count()).select_from(Notification).where(Notification.user_id == user.id)
     )
-    number = min(max(number, 1), max(1, -(-total // PAGE_SIZE)))
+    number = min(max(number, 1), page_count(total, PAGE_SIZE))
     query = (
         select(Notification)
         .where(Notification.user_id == user.id)

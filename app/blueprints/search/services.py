@@ -17,6 +17,7 @@ from app.extensions import db
 from app.forms import whole_number
 from app.models import Course, Enrollment, EnrollmentStatus, Role, User
 from app.search.queries import Highlighter, Hits, Words
+from app.web import page_count
 
 log = logging.getLogger(__name__)
 PAGE_SIZE = 20
@@ -92,7 +93,7 @@ class Found:
 
     @property
     def pages(self) -> int:
-        return max(1, -(-self.total // PAGE_SIZE))
+        return page_count(self.total, PAGE_SIZE)
 
 
 def find_courses(viewer: User, query: CourseQuery, number: int) -> Found:
@@ -184,7 +185,7 @@ def _like(word: str) -> str:
 
 def _sql_page(query: Select, number: int, order, highlighter: Highlighter) -> Hits:
     total = db.session.scalar(select(func.count()).select_from(query.subquery()))
-    pages = max(1, -(-total // PAGE_SIZE))
+    pages = page_count(total, PAGE_SIZE)
     number = min(max(number, 1), pages)
     ids = db.session.scalars(
         query.order_by(*order).limit(PAGE_SIZE).offset((number - 1) * PAGE_SIZE)
