@@ -1,8 +1,12 @@
-"""Who may open what, for every page so far: anonymous, student, teacher, admin."""
+"""Who may open what, for every page: anonymous, student, teacher, admin."""
 
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import ChatRoom
 
 ROLES = ["anonymous", "student", "teacher", "admin"]
 
@@ -25,6 +29,13 @@ PAGES = {
     "/courses/{course}/students": [302, 403, 403, 200],
     "/courses/{course}/students?format=csv": [302, 403, 403, 200],
     "/notifications": [302, 200, 200, 200],
+    "/chat": [302, 200, 200, 200],
+    # The owner's course room: none of these is its teacher or enrolled, admins included.
+    "/chat/{room}": [302, 404, 404, 404],
+    "/chat/{room}?before=999": [302, 404, 404, 404],
+    "/search/courses?q=astronomy": [200, 200, 200, 200],
+    "/search/users?q=o": [302, 403, 200, 200],
+    "/search/users?course={course}": [302, 403, 403, 200],  # another teacher's course
 }
 
 
@@ -32,9 +43,11 @@ PAGES = {
 def role(request, make_user, make_course, login_as) -> str:
     make_user("someone")
     owner = make_user("owner", role="teacher")
+    course = make_course(owner)
     request.node.courses = {
-        "course": make_course(owner).id,
+        "course": course.id,
         "draft": make_course(owner, published=False).id,
+        "room": db.session.scalar(select(ChatRoom.id).where(ChatRoom.course_id == course.id)),
     }
     if request.param != "anonymous":
         login_as(make_user(f"my{request.param}", role=request.param))

@@ -10,6 +10,7 @@ from app.blueprints.chat.forms import MessageForm
 from app.blueprints.notifications.services import mark_read_for_link
 from app.errors import InvalidInput
 from app.extensions import sock
+from app.models import ChatRoom
 from app.web import form_invalid, redirect_303, render_page_or_partial
 
 
@@ -21,8 +22,7 @@ def index():
     )
 
 
-def room_context(room_id: int, form: MessageForm | None = None) -> dict:
-    room, members = services.room_for(current_user.id, room_id)
+def room_context(room: ChatRoom, members: list[int], form: MessageForm | None = None) -> dict:
     before = request.args.get("before", type=int)
     history = services.history(room, before)
     return {
@@ -37,25 +37,27 @@ def room_context(room_id: int, form: MessageForm | None = None) -> dict:
 @bp.get("/chat/<int:room_id>")
 @login_required
 def room(room_id: int):
+    room, members = services.room_for(current_user.id, room_id)
     if request.args.get("before") is None:
         # Opening the room reads it, and the notification that pointed here.
-        services.open_room(current_user.id, room_id)
+        services.open_room(current_user.id, room, members)
         mark_read_for_link(current_user, url_for("chat.room", room_id=room_id))
-    context = room_context(room_id)
+    context = room_context(room, members)
     return render_page_or_partial("chat/room.html", "chat/_history.html", **context)
 
 
 @bp.post("/chat/<int:room_id>/messages")
 @login_required
 def post(room_id: int):
-    services.room_for(current_user.id, room_id)  # 404 before looking at the input
+    room, members = services.room_for(current_user.id, room_id)  # 404 before the input
     form = MessageForm()
     if not form.validate():
-        return form_invalid("chat/room.html", form, **room_context(room_id, form))
+        return form_invalid("chat/room.html", form, **room_context(room, members, form))
     try:
         message = services.post(channel.member_of(current_user), room_id, form.body.data)
     except InvalidInput as error:
-        return form_invalid("chat/room.html", form, error, **room_context(room_id, form))
+        context = room_context(room, members, form)
+        return form_invalid("chat/room.html", form, error, **context)
     return redirect_303(url_for("chat.room", room_id=room_id) + f"#message-{message.id}")
 
 

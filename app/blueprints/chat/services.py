@@ -271,10 +271,9 @@ def publish_seen(
     )
 
 
-def open_room(user_id: int, room_id: int) -> None:
+def open_room(user_id: int, room: ChatRoom, members: list[int]) -> None:
     """A member opened the room: it is read up to its newest message, and the others' tabs
     show the new "seen by" count."""
-    room, members = room_for(user_id, room_id)
     newest = newest_message(room.id)
     if mark_read(user_id, room.id, newest.id if newest else 0):
         publish_seen(room.id, members, newest)  # only when the count may have grown
