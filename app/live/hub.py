@@ -79,10 +79,6 @@ class Hub:
                 if not connections:
                     del self._by_user[connection.user_id]
 
-    def connections_of(self, user_id: int) -> list[Connection]:
-        with self._lock:
-            return list(self._by_user.get(user_id, ()))
-
     def close_all(self, code: int, reason: str) -> None:
         with self._lock:
             connections = [c for group in self._by_user.values() for c in group]

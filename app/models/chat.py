@@ -51,8 +51,6 @@ class ChatRoom(db.Model):
     )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    course: Mapped[Course | None] = relationship(lazy="raise_on_sql")
-
     @property
     def is_direct(self) -> bool:
         return self.course_id is None
