@@ -7,10 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from flask import Flask, current_app
-from sqlalchemy import event
-from sqlalchemy.orm import Session
 
-from app.extensions import db
+from app.after_commit import when_committed
 from app.live.broker import Delivery, LocalBroker, RedisBroker
 from app.live.hub import CLOSE_RESTART, Connection, Hub
 
@@ -59,25 +57,10 @@ def init_app(app: Flask) -> None:
     )
 
 
-@event.listens_for(db.session, "before_commit")
-def sessions_to_close(session: Session) -> None:
-    if not session.in_nested_transaction():  # a savepoint commits nothing yet
-        session.info["closing"] = session.info.pop("ended_sessions", None)
-
-
-@event.listens_for(db.session, "after_commit")
-def close_ended_sessions(session: Session) -> None:
-    user_ids = session.info.pop("closing", None)
-    if user_ids and "campus.live" in current_app.extensions:
+@when_committed("ended_sessions")
+def close_ended_sessions(user_ids: set[int]) -> None:
+    if "campus.live" in current_app.extensions:
         live().end_sessions(user_ids)
-
-
-@event.listens_for(db.session, "after_rollback")
-def keep_sessions(session: Session) -> None:
-    if session.in_nested_transaction():
-        return  # only a savepoint rolled back
-    session.info.pop("ended_sessions", None)
-    session.info.pop("closing", None)
 
 
 def live() -> Live:

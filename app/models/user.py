@@ -9,6 +9,7 @@ from flask_login import UserMixin
 from sqlalchemy import CheckConstraint, DateTime, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from app.after_commit import pending
 from app.extensions import db
 
 
@@ -48,8 +49,7 @@ class User(UserMixin, db.Model):
 
     def end_sessions(self) -> None:
         self.session_version += 1
-        # Open live sockets close too, once this commits (app/live).
-        db.session.info.setdefault("ended_sessions", set()).add(self.id)
+        pending("ended_sessions").add(self.id)  # open live sockets close too (app/live)
 
     @property
     def is_teacher(self) -> bool:

@@ -6,9 +6,9 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import event, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select, update
 
+from app.after_commit import pending, when_committed
 from app.errors import NotFound
 from app.extensions import db
 from app.models import Notification, User
@@ -27,62 +27,26 @@ def notify(user_ids: Iterable[int], kind: str, text: str, link: str = "") -> Non
     db.session.add_all(
         Notification(user_id=user_id, kind=kind, text=text[:500], link=link) for user_id in user_ids
     )
-    badge_changes(db.session).update(user_ids)
+    pending("badges").update(user_ids)
 
 
-def badge_changes(session: Session) -> set[int]:
-    """Whose unread count this transaction changes; their badges are pushed after it commits."""
-    return session.info.setdefault("badge_changes", set())
+@when_committed("badges")
+def push_badges(user_ids: set[int]) -> None:
+    """Every open tab of the people whose unread count changed shows the new count, on any
+    page."""
+    from app.live import live, render_fragment
 
-
-@event.listens_for(db.session, "before_commit")
-def count_badges(session: Session) -> None:
-    """The new unread counts, read inside the committing transaction on its own connection;
-    they are sent once it has committed."""
-    if session.in_nested_transaction():
-        return  # a savepoint: the real commit comes later
-    user_ids = session.info.pop("badge_changes", None)
-    if not user_ids:
-        return
-    from app.live import render_fragment
-
-    session.flush()
-    counts = dict.fromkeys(user_ids, 0) | dict(
-        session.execute(
-            select(Notification.user_id, func.count())
-            .where(Notification.user_id.in_(user_ids), Notification.read_at.is_(None))
-            .group_by(Notification.user_id)
-        ).all()
-    )
-    session.info["badges"] = [
-        (user_id, render_fragment("notifications/_badge.html", notification_count=n, oob=True))
-        for user_id, n in counts.items()
-    ]
-
-
-@event.listens_for(db.session, "after_commit")
-def push_badges(session: Session) -> None:
-    """Every open tab of the people concerned shows the new count, on any page. (After a
-    savepoint, nothing is waiting here: `count_badges` skips savepoints.)"""
-    badges = session.info.pop("badges", None)
-    if not badges:
-        return
-    try:
-        from app.live import live
-
-        for user_id, html in badges:
-            live().publish([user_id], html)
-    except Exception:
-        # The change is committed; a badge that updates on the next page is no reason to fail.
-        log.exception("live: pushing unread counts failed")
-
-
-@event.listens_for(db.session, "after_rollback")
-def forget_badges(session: Session) -> None:
-    if session.in_nested_transaction():
-        return  # only a savepoint rolled back
-    session.info.pop("badge_changes", None)
-    session.info.pop("badges", None)
+    with db.engine.connect() as connection:
+        counts = dict.fromkeys(user_ids, 0) | dict(
+            connection.execute(
+                select(Notification.user_id, func.count())
+                .where(Notification.user_id.in_(user_ids), Notification.read_at.is_(None))
+                .group_by(Notification.user_id)
+            ).all()
+        )
+    for user_id, count in counts.items():
+        html = render_fragment("notifications/_badge.html", notification_count=count, oob=True)
+        live().publish([user_id], html)
 
 
 def unread_count(user: User) -> int:
@@ -135,7 +99,7 @@ def mark_read(user: User, notification_id: int) -> Notification:
         raise NotFound("There is no such notification.")
     if notification.read_at is None:
         notification.read_at = utcnow()
-        badge_changes(db.session).add(user.id)
+        pending("badges").add(user.id)
         db.session.commit()
     return notification
 
@@ -146,7 +110,7 @@ def mark_all_read(user: User) -> None:
         .where(Notification.user_id == user.id, Notification.read_at.is_(None))
         .values(read_at=utcnow())
     )
-    badge_changes(db.session).add(user.id)
+    pending("badges").add(user.id)
     db.session.commit()
 
 
@@ -163,6 +127,6 @@ def mark_read_for_link(user: User, link: str) -> bool:
     )
     if not result.rowcount:
         return False
-    badge_changes(db.session).add(user.id)
+    pending("badges").add(user.id)
     db.session.commit()
     return True
