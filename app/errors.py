@@ -40,7 +40,13 @@ class InvalidInput(DomainError):
 
 
 class Throttled(DomainError):
+    """Too many attempts; `retry_after` says in how many seconds one more is allowed."""
+
     status = 429
+
+    def __init__(self, message: str = "", retry_after: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
 
 
 class UnsupportedType(DomainError):
@@ -74,7 +80,10 @@ def render_error(status: int, message: str | None = None):
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError):
-        return render_error(error.status, error.message or None)
+        body, status = render_error(error.status, error.message or None)
+        if isinstance(error, Throttled):
+            return body, status, {"Retry-After": str(error.retry_after)}
+        return body, status
 
     @app.errorhandler(CSRFError)
     def csrf_error(error: CSRFError):

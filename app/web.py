@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
 import secrets
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -204,13 +206,32 @@ def forget_attempts(limits: str, *identifiers: str) -> None:
     _limit_store("clear", limits, identifiers)
 
 
+def seconds_until_allowed(limits: str, *identifiers: str) -> int:
+    """How long until one more attempt fits within `limits`: a 429's `Retry-After`."""
+    strategy = limiter.limiter
+    waits = [1]
+    try:
+        for item in parse_many(limits):
+            stats = strategy.get_window_stats(item, *identifiers)
+            if stats.remaining <= 0:
+                waits.append(math.ceil(stats.reset_time - time.time()))
+    except Exception:  # the store is unreachable: a minute is a fair guess
+        log.warning("rate-limit storage unavailable; Retry-After guessed", exc_info=True)
+        return 60
+    return max(waits)
+
+
 def throttle_address(limits: str, scope: str) -> None:
     """Count one attempt from the client's address; past any of `limits`, 429.
 
     Called for the POSTs that need it rather than through Flask-Limiter's decorator, which
     costs every GET of the page too."""
-    if not count_attempt(limits, scope, get_remote_address()):
-        raise Throttled("Too many attempts from your network. Wait a minute, then try again.")
+    address = get_remote_address()
+    if not count_attempt(limits, scope, address):
+        raise Throttled(
+            "Too many attempts from your network. Wait a minute, then try again.",
+            retry_after=seconds_until_allowed(limits, scope, address),
+        )
 
 
 def page_count(total: int, per_page: int = 20) -> int:

@@ -90,6 +90,8 @@ def test_account_locks_after_ten_failures_even_with_the_right_password(client, m
     locked = client.post_form("/auth/login", {"login": "grace", "password": PASSWORD})
     assert locked.status_code == 429
     assert "Too many failed sign-ins" in locked.get_data(as_text=True)
+    # The lockout lasts 15 minutes from the first failure: the answer says how long is left.
+    assert 60 < int(locked.headers["Retry-After"]) <= 15 * 60
     assert client.get("/dashboard").status_code == 302
 
 
@@ -108,11 +110,13 @@ def test_a_success_clears_the_failure_count(client, make_user):
 
 def test_one_address_is_throttled_across_accounts(app, client):
     app.config["LOGIN_ADDRESS_LIMIT"] = "5 per minute"
-    statuses = [
-        client.post_form("/auth/login", {"login": f"guess{n}", "password": "x" * 12}).status_code
+    responses = [
+        client.post_form("/auth/login", {"login": f"guess{n}", "password": "x" * 12})
         for n in range(7)
     ]
-    assert statuses == [422] * 5 + [429, 429]
+    assert [response.status_code for response in responses] == [422] * 5 + [429, 429]
+    assert all("Retry-After" not in response.headers for response in responses[:5])
+    assert 0 < int(responses[-1].headers["Retry-After"]) <= 60
 
 
 def test_signed_in_user_visiting_login_goes_to_dashboard(client, make_user, login_as):

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from app.errors import InvalidInput, Throttled
 from app.extensions import db
 from app.models import Role, User
-from app.web import attempts_left, count_attempt, forget_attempts
+from app.web import attempts_left, count_attempt, forget_attempts, seconds_until_allowed
 
 T = TypeVar("T")
 
@@ -180,7 +180,7 @@ def authenticate(login: str, password: str) -> User:
     lockout = current_app.config["LOGIN_ACCOUNT_LOCKOUT"]
     key = _lockout_key(login, user)
     if not attempts_left(lockout, "lockout", key):
-        raise Throttled(LOCKED_OUT)
+        raise Throttled(LOCKED_OUT, seconds_until_allowed(lockout, "lockout", key))
     if user is None:
         hash_password(password)  # spend the same time as a real check
         ok = False
