@@ -37,6 +37,9 @@ def create_app(config: str | type[Config] | None = None, **overrides: object) ->
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
     configure_logging(app)
 
+    from app.web import register_body_limits
+
+    register_body_limits(app)  # before the CSRF check, which reads the body
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path), "migrations"))
     csrf.init_app(app)

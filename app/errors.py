@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -59,6 +59,7 @@ TITLES = {
     403: ("Not allowed", "You do not have permission to do that."),
     404: ("Not found", "There is nothing here. Check the address, or go back to the start."),
     405: ("Not allowed here", "That action is not available at this address."),
+    408: ("Too slow", "What you sent arrived too slowly. Check your connection and try again."),
     413: ("Too large", "What you sent is larger than this site accepts."),
     415: ("Unsupported type", "That type of file or content is not accepted here."),
     416: ("Range not available", "That part of the file does not exist."),
@@ -96,9 +97,7 @@ def register_error_handlers(app: Flask) -> None:
     def http_error(error: HTTPException):
         status = error.code or 500
         message = None
-        if status == 413:
-            from flask import current_app
-
+        if status == 413 and g.get("spool_uploads"):
             message = (
                 f"Files can be at most {current_app.config['MAX_UPLOAD_MB']} MB. Nothing was kept."
             )

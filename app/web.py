@@ -7,6 +7,7 @@ import math
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,6 +32,48 @@ from app.extensions import limiter
 from app.forms import whole_number
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LargeBody:
+    """What a view that reads more than the small body limit allows, and to whom."""
+
+    max_bytes: Callable[[Flask], int]
+    allowed: Callable[..., None]  # raises NotAllowed / NotFound for anyone else
+    to_disk: bool
+
+
+def accepts_large_body(
+    max_bytes: Callable[[Flask], int], allowed: Callable[..., None], to_disk: bool = False
+) -> Callable:
+    """Let this view read a body up to `max_bytes(app)` (multipart files spooled to
+    UPLOAD_DIR/tmp when `to_disk`), for a signed-in person `allowed(**view_args)` accepts.
+
+    Every other request, and anyone else here, gets the small MAX_CONTENT_LENGTH: 413 as soon
+    as the headers announce more, before any of the body is read (DESIGN.md "Security")."""
+
+    def decorator(view: Callable) -> Callable:
+        view.large_body = LargeBody(max_bytes, allowed, to_disk)  # type: ignore[attr-defined]
+        return view
+
+    return decorator
+
+
+def admit_large_body() -> None:
+    """Before anything reads the body (the CSRF check reads the form): raise the limit for a
+    view marked with `accepts_large_body`, once the person is known to be allowed there."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    spec: LargeBody | None = getattr(view, "large_body", None)
+    if spec is None or request.method != "POST" or not current_user.is_authenticated:
+        return
+    spec.allowed(**(request.view_args or {}))
+    request.max_content_length = spec.max_bytes(current_app)
+    g.spool_uploads = spec.to_disk
+
+
+def register_body_limits(app: Flask) -> None:
+    """Call before CSRFProtect.init_app: this hook must run before the CSRF check reads."""
+    app.before_request(admit_large_body)
 
 
 def is_htmx() -> bool:

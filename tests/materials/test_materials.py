@@ -101,8 +101,8 @@ def test_bad_uploads_keep_nothing(app, client, login_as, owner, course, files, s
 
 def test_over_the_limit_is_413_and_keeps_nothing(app, client, login_as, owner, course):
     login_as(owner)
-    app.config["MAX_CONTENT_LENGTH"] = 4096
-    response = post_files(client, course.id, [(PDF * 10, "big.pdf")])
+    app.config["MAX_UPLOAD_MB"] = 1
+    response = post_files(client, course.id, [(PDF * 800, "big.pdf")])
     assert response.status_code == 413
     assert f"at most {app.config['MAX_UPLOAD_MB']} MB" in response.get_data(as_text=True)
     assert material_count() == 0

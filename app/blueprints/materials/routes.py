@@ -8,7 +8,16 @@ from flask_login import current_user, login_required
 from app.blueprints.courses.services import can_manage
 from app.blueprints.materials import bp, services
 from app.errors import InvalidInput
-from app.web import is_htmx, redirect_303
+from app.web import accepts_large_body, is_htmx, redirect_303
+
+
+def upload_limit(app) -> int:
+    return app.config["MAX_UPLOAD_MB"] * 1024 * 1024
+
+
+def allowed(check):
+    """The person signed in may upload here: `check(current_user, id)` raises otherwise."""
+    return lambda **ids: check(current_user, *ids.values())
 
 
 def human_size(size: int) -> str:
@@ -38,6 +47,7 @@ def index(course_id: int):
 
 @bp.post("/courses/<int:course_id>/materials")
 @login_required
+@accepts_large_body(upload_limit, allowed(services.may_upload), to_disk=True)
 def upload(course_id: int):
     try:
         added = services.upload(
@@ -82,6 +92,7 @@ def download(material_id: int):
 
 @bp.post("/materials/<int:material_id>/replace")
 @login_required
+@accepts_large_body(upload_limit, allowed(services.may_replace), to_disk=True)
 def replace(material_id: int):
     new = services.replace(current_user, material_id, request.files.get("file"))
     flash(f"“{new.title}” is replaced: version {new.version} is now the current one.", "status")

@@ -76,6 +76,23 @@ def downloadable(user: User, material_id: int) -> tuple[Material, Path]:
     return material, storage.stored_path(material.stored_name)
 
 
+def may_upload(user: User, course_id: int) -> None:
+    """Raises unless `user` may add files to the course (before their body is read)."""
+    managed_course(user, course_id)
+
+
+def may_replace(user: User, material_id: int) -> None:
+    """Raises unless `user` may upload a new version of the material."""
+    _current_material(user, material_id)
+
+
+def _current_material(user: User, material_id: int) -> tuple[Material, Course]:
+    material = db.session.get(Material, material_id)
+    if material is None or not material.is_current:
+        raise NotFound("There is no such current file.")
+    return material, managed_course(user, material.course_id)
+
+
 def upload(user: User, course_id: int, files: list[FileStorage], title: str) -> list[Material]:
     """Check every file (name, size, type by content) before keeping any; then move them into
     place, and only then commit their rows. Students enrolled are told once per upload."""
@@ -150,10 +167,7 @@ def check(file: FileStorage) -> CheckedFile:
 def replace(user: User, material_id: int, file: FileStorage | None) -> Material:
     """A new version of a file: it becomes the current one, the old stays for the teacher.
     Enrolled students are told."""
-    old = db.session.get(Material, material_id)
-    if old is None or not old.is_current:
-        raise NotFound("There is no such current file.")
-    course = managed_course(user, old.course_id)
+    old, course = _current_material(user, material_id)
     if file is None or not file.filename:
         raise InvalidInput({"file": "Choose the new version of the file."})
     new = check(file).kept_as(

@@ -4,6 +4,7 @@ renamed into UPLOAD_DIR/files under a generated name. Nothing here knows about c
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import secrets
@@ -50,12 +51,16 @@ def files_dir(app: Flask | None = None) -> Path:
 
 
 class StreamingRequest(Request):
-    """Multipart file parts stream into temporary files in UPLOAD_DIR/tmp, never whole into
-    memory; the request remembers them so that teardown removes what was not kept."""
+    """On the upload routes (app.web.accepts_large_body), multipart file parts stream into
+    temporary files in UPLOAD_DIR/tmp, never whole into memory; the request remembers them so
+    that teardown removes what was not kept. Anywhere else a file part is a few bytes in
+    memory: the small body limit bounds it, and nobody can fill the disk."""
 
     def _get_file_stream(
         self, total_content_length, content_type, filename=None, content_length=None
     ) -> IO[bytes]:
+        if not g.get("spool_uploads"):
+            return io.BytesIO()
         directory = tmp_dir()
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"upload-{secrets.token_hex(16)}"
