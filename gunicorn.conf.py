@@ -17,7 +17,7 @@ import subprocess
 import sys
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "gevent")
+worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "worker.CampusWorker")
 threads = int(os.environ.get("GUNICORN_THREADS", "32"))  # gthread only
 # Connections (open sockets included) one worker holds at once; raise the open-files limit
 # (`ulimit -n`, systemd's LimitNOFILE) above twice this.

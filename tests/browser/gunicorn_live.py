@@ -1,7 +1,10 @@
 """gunicorn settings for the tests' live server (the bind comes on the command line): the
-production worker type, one worker."""
+production worker, one process."""
+
+import os
 
 workers = 1
-worker_class = "gevent"
+worker_class = "worker.CampusWorker"
 worker_connections = 1000
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE") or 5)
 loglevel = "warning"
