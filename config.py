@@ -44,6 +44,8 @@ class Config:
 
     # Throttling. Login: per address by Flask-Limiter, per account by a lockout.
     RATELIMIT_STORAGE_URI = REDIS_URL or "memory://"
+    # Exact windows: "10 in 5 seconds" never lets 20 through across a window's edge.
+    RATELIMIT_STRATEGY = "moving-window"
     RATELIMIT_HEADERS_ENABLED = True
     RATELIMIT_KEY_PREFIX = "campus"
     # A whole school may sign in from one address (its NAT) at nine o'clock: the per-address
@@ -53,6 +55,10 @@ class Config:
         os.environ.get("REGISTER_ADDRESS_LIMIT") or "20 per minute; 200 per hour"
     )
     LOGIN_ACCOUNT_LOCKOUT = "10 per 15 minutes"
+    # Chat posts per person, the live socket and the form together (DESIGN.md "Security").
+    CHAT_POST_LIMIT = "10 per 5 seconds"
+    # Open live sockets (tabs) per person, on all workers together.
+    SOCKETS_PER_PERSON = 10
 
     # Keep the rendered signed-out pages in memory (see app/web.py); off while editing templates.
     CACHE_VISITOR_PAGES = True

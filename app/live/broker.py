@@ -66,6 +66,16 @@ class LocalBroker:
     def start(self) -> None:
         pass
 
+    def claim(self, user_id: int, socket_id: str, limit: int) -> bool:
+        """Count a socket about to open; False (and not counted) when the person already
+        holds `limit` of them."""
+        with self._lock:
+            sockets = self._watching.setdefault(user_id, {})
+            if len(sockets) >= limit:
+                return False
+            sockets[socket_id] = set()
+            return True
+
     def watch(self, user_id: int, socket_id: str, rooms: Iterable[int]) -> None:
         with self._lock:
             self._watching.setdefault(user_id, {})[socket_id] = set(rooms)
@@ -181,6 +191,29 @@ class RedisBroker:
                 pipe.hset(key, socket_id, value).expire(key, PRESENCE_TTL).execute()
         except redis.RedisError as error:
             log.warning("live broker: presence not saved (%s)", error)
+
+    def claim(self, user_id: int, socket_id: str, limit: int) -> bool:
+        """Count a socket about to open, on every worker and server together; False (and not
+        counted) when the person already holds `limit` live ones. Two claims at the same moment
+        may both be refused, never both let past the limit."""
+        import redis
+
+        key = PRESENCE_KEY.format(user_id=user_id)
+        now = time.time()
+        value = json.dumps([now + PRESENCE_TTL, []])
+        try:
+            with self.redis.pipeline() as pipe:
+                pipe.hset(key, socket_id, value).expire(key, PRESENCE_TTL).hgetall(key)
+                *_, sockets = pipe.execute()
+            gone = [sid for sid, raw in sockets.items() if json.loads(raw)[0] <= now]
+            if gone:
+                self.redis.hdel(key, *gone)
+            if len(sockets) - len(gone) > limit:
+                self.redis.hdel(key, socket_id)
+                return False
+        except redis.RedisError as error:
+            log.warning("live broker: sockets not counted (%s)", error)
+        return True
 
     def forget(self, user_id: int, socket_id: str) -> None:
         import redis

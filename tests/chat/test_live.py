@@ -248,6 +248,53 @@ def test_more_than_ten_messages_in_five_seconds_are_refused(live_server, room):
     assert message_count() == 10
 
 
+def test_one_person_holds_at_most_ten_sockets(live_server, room):
+    _, _, ana, bo = room
+    browser = LiveClient(live_server)
+    browser.sign_in(ana.username, PASSWORD)
+    tabs = [socket_of(live_server, browser) for _ in range(10)]
+    try:
+        with pytest.raises(InvalidStatus) as refused:
+            socket_of(live_server, browser)
+        assert refused.value.response.status_code == 429
+        assert refused.value.response.headers["Retry-After"]
+        with open_socket(live_server, bo):  # someone else is not held back
+            pass
+        tabs.pop().close()
+        deadline = time.monotonic() + 5
+        while True:  # the closed tab's place is given back once the server sees it close
+            try:
+                tabs.append(socket_of(live_server, browser))
+                break
+            except InvalidStatus:
+                assert time.monotonic() < deadline, "a closed socket kept its place"
+                time.sleep(0.1)
+    finally:
+        for tab in tabs:
+            tab.close()
+
+
+def test_the_socket_and_the_form_share_one_limit_per_person(live_server, room):
+    room_id, _, ana, _ = room
+    browser = LiveClient(live_server)
+    browser.sign_in(ana.username, PASSWORD)
+    tabs = [socket_of(live_server, browser) for _ in range(3)]
+    try:
+        for n, tab in enumerate(tabs * 2):  # six posts from three tabs
+            send(tab, {"room": room_id, "body": f"tab post {n}"})
+        deadline = time.monotonic() + 5
+        while message_count() < 6:
+            assert time.monotonic() < deadline, "the socket posts were not stored"
+            time.sleep(0.05)
+        path = f"/chat/{room_id}/messages"
+        statuses = [browser.post(path, {"body": f"form post {n}"}) for n in range(6)]
+    finally:
+        for tab in tabs:
+            tab.close()
+    assert statuses == [303] * 4 + [429] * 2
+    assert message_count() == 10
+
+
 def test_signing_out_ends_the_socket(live_server, room):
     room_id, _, ana, _ = room
     browser = LiveClient(live_server)

@@ -118,6 +118,26 @@ def test_a_message_of_exactly_2000_characters_is_kept(client, login_as, classroo
     assert db.session.scalar(select(ChatMessage.body)) == body
 
 
+def test_twelve_posts_in_five_seconds_store_ten_and_the_rest_are_kept_in_the_box(
+    client, login_as, classroom
+):
+    _, course, ana = classroom
+    room = course_room(course)
+    login_as(ana)
+    token = client.csrf_token()
+    responses = [
+        client.post(f"/chat/{room.id}/messages", data={"body": f"flood {n}", "csrf_token": token})
+        for n in range(12)
+    ]
+    assert [response.status_code for response in responses] == [303] * 10 + [429] * 2
+    assert message_count() == 10
+    refused = responses[-1]
+    assert 1 <= int(refused.headers["Retry-After"]) <= 5
+    page = refused.get_data(as_text=True)
+    assert "Slow down" in page
+    assert ">flood 11</textarea>" in page  # what was typed is not lost
+
+
 def test_history_pages_older_messages(client, login_as, classroom):
     teacher, course, _ = classroom
     room = course_room(course)

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 import logging
+from time import monotonic
 from typing import Any
 
-from flask import request
+from flask import current_app, g, request
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -19,6 +20,7 @@ from app.errors import DomainError, InvalidInput
 from app.extensions import db
 from app.forms import whole_number
 from app.live import Connection, live, render_fragment
+from app.live.broker import new_socket_id
 from app.live.hub import CLOSE_POLICY
 from app.models import User
 
@@ -32,18 +34,31 @@ BIGGEST_ID = 2**53
 
 
 def refusal() -> tuple[str, int] | None:
-    """Checked before the upgrade, while a status can still be answered: a session (401) and
-    a page of ours as the `Origin` (403), so another site cannot use a visitor's cookie."""
+    """Checked before the upgrade, while a status can still be answered: a session (401), a
+    page of ours as the `Origin` (403), so another site cannot use a visitor's cookie, and at
+    most SOCKETS_PER_PERSON open sockets for one person on all workers (429)."""
     if not current_user.is_authenticated:
         return "Sign in to use the live channel.", 401
     origin = request.headers.get("Origin", "")
     if origin.rstrip("/").lower() != f"{request.scheme}://{request.host}".lower():
         return "The live channel only answers this site's pages.", 403
+    socket_id, most = new_socket_id(), current_app.config["SOCKETS_PER_PERSON"]
+    if not live().broker.claim(current_user.id, socket_id, most):
+        return f"You have {most} tabs with live updates open: close one, then reload.", 429
+    g.live_socket = (current_user.id, socket_id)
     return None
 
 
+def release() -> None:
+    """After the socket's request, open or refused: its place is given back."""
+    claimed = g.pop("live_socket", None)
+    if claimed is not None:
+        live().broker.forget(*claimed)
+
+
 def member_of(user: User) -> Member:
-    return Member(user.id, user.username, user.full_name, user.session_version)
+    account_key = f"{user.id}-{user.created_at.timestamp():.6f}"
+    return Member(user.id, user.username, user.full_name, user.session_version, account_key)
 
 
 def serve(ws: Any) -> None:
@@ -54,14 +69,19 @@ def serve(ws: Any) -> None:
     # and the socket is dropped. simple-websocket only reads once the socket is readable, so
     # the timeout never cuts a wait for input.
     ws.sock.settimeout(SEND_TIMEOUT)
-    connection = Connection(ws, member.id)
+    connection = Connection(ws, member.id, id=g.live_socket[1])
     live().open(connection)
     db.session.remove()  # a socket must not hold a database connection while it waits
+    announced = monotonic()
     try:
         while True:
             raw = ws.receive(timeout=PRESENCE_REFRESH)
-            if raw is None:
+            # Presence (and the count of this person's sockets) lapses unless renewed, idle
+            # or busy.
+            if monotonic() - announced >= PRESENCE_REFRESH:
                 live().broker.watch(member.id, connection.id, connection.rooms)
+                announced = monotonic()
+            if raw is None:
                 continue
             try:
                 if not handle(connection, member, raw):

@@ -8,7 +8,7 @@ from flask_login import current_user, login_required
 from app.blueprints.chat import bp, channel, services
 from app.blueprints.chat.forms import MessageForm
 from app.blueprints.notifications.services import mark_read_for_link
-from app.errors import InvalidInput
+from app.errors import InvalidInput, Throttled
 from app.extensions import sock
 from app.models import ChatRoom
 from app.web import form_invalid, redirect_303, render_page_or_partial
@@ -58,6 +58,11 @@ def post(room_id: int):
     except InvalidInput as error:
         context = room_context(room, members, form)
         return form_invalid("chat/room.html", form, error, **context)
+    except Throttled as error:  # the page again with the message kept in the box
+        context = room_context(room, members, form)
+        refused = InvalidInput({"body": error.message})
+        page, _ = form_invalid("chat/room.html", form, refused, **context)
+        return page, 429, {"Retry-After": str(error.retry_after)}
     return redirect_303(url_for("chat.room", room_id=room_id) + f"#message-{message.id}")
 
 
@@ -74,11 +79,18 @@ def check_handshake():
         refused = channel.refusal()
         if refused is not None:
             message, status = refused
-            return Response(message, status=status, mimetype="text/plain")
+            headers = {"Retry-After": "30"} if status == 429 else {}
+            return Response(message, status=status, headers=headers, mimetype="text/plain")
         # No permessage-deflate: a fragment is a few hundred bytes, and compressing it once
         # for every member's socket costs more time than it saves (BENCHMARKS.md).
         request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
     return None
+
+
+@bp.teardown_request
+def release_socket(_error: BaseException | None = None) -> None:
+    if request.endpoint == "chat.live":
+        channel.release()
 
 
 @sock.route("/ws", bp=bp)

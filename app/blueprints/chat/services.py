@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import url_for
+from flask import current_app, url_for
 from sqlalchemy import and_, func, or_, select, union, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased, contains_eager
 
 from app.blueprints.notifications.services import notify
-from app.errors import InvalidInput, NotFound
+from app.errors import InvalidInput, NotFound, Throttled
 from app.extensions import db
 from app.forms import control_characters
 from app.live import live, render_fragment
@@ -26,6 +26,7 @@ from app.models import (
     User,
 )
 from app.models.chat import BODY_MAX
+from app.web import count_attempt, seconds_until_allowed
 
 PAGE_SIZE = 50
 # A tab that comes back after a long time gets at most this many messages a room; the page
@@ -41,6 +42,9 @@ class Member:
     username: str
     full_name: str
     session_version: int
+    # The account's id and creation time: limits counted for it never pass to a later
+    # account that reuses the id.
+    account_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -220,6 +224,12 @@ def post(author: Member, room_id: int, body: object) -> ChatMessage:
     do not have the room open (once per room until they read it). What was shown was saved."""
     text = clean_body(body)
     room, members = room_for(author.id, room_id)
+    limit, who = current_app.config["CHAT_POST_LIMIT"], author.account_key or str(author.id)
+    if not count_attempt(limit, "chat-post", who):
+        raise Throttled(
+            "Slow down: at most 10 messages in 5 seconds.",
+            seconds_until_allowed(limit, "chat-post", who),
+        )
     message = ChatMessage(room_id=room.id, author_id=author.id, body=text)
     db.session.add(message)
     db.session.commit()
