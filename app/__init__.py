@@ -48,6 +48,7 @@ def create_app(config: str | type[Config] | None = None, **overrides: object) ->
     configure_login(app)
     live.init_app(app)
 
+    from app.blueprints.admin import bp as admin_bp
     from app.blueprints.auth import bp as auth_bp
     from app.blueprints.chat import bp as chat_bp
     from app.blueprints.courses import bp as courses_bp
@@ -69,6 +70,7 @@ def create_app(config: str | type[Config] | None = None, **overrides: object) ->
     app.register_blueprint(materials_bp)
     app.register_blueprint(chat_bp)
     app.register_blueprint(search_bp)
+    app.register_blueprint(admin_bp)
 
     from app.cli import register_cli
     from app.errors import register_error_handlers
@@ -115,7 +117,7 @@ def configure_login(app: Flask) -> None:
         if user_id is None or version is None:
             return None
         user = db.session.get(User, user_id)
-        if user is None or user.session_version != version:
+        if user is None or user.session_version != version or not user.is_active:
             return None
         return user
 

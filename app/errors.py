@@ -39,6 +39,12 @@ class InvalidInput(DomainError):
         self.errors = errors
 
 
+class Gone(DomainError):
+    """A one-time link that was used, expired or never valid."""
+
+    status = 410
+
+
 class Throttled(DomainError):
     """Too many attempts; `retry_after` says in how many seconds one more is allowed."""
 
@@ -60,6 +66,7 @@ TITLES = {
     404: ("Not found", "There is nothing here. Check the address, or go back to the start."),
     405: ("Not allowed here", "That action is not available at this address."),
     408: ("Too slow", "What you sent arrived too slowly. Check your connection and try again."),
+    410: ("Link no longer works", "That link was used already or has expired."),
     413: ("Too large", "What you sent is larger than this site accepts."),
     415: ("Unsupported type", "That type of file or content is not accepted here."),
     416: ("Range not available", "That part of the file does not exist."),

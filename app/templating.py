@@ -18,3 +18,7 @@ def register_template_helpers(app: Flask) -> None:
     @app.template_filter("date")
     def format_date(value) -> str:
         return value.strftime("%-d %B %Y") if value else ""
+
+    @app.template_filter("datetime")
+    def format_datetime(value) -> str:
+        return value.strftime("%-d %B %Y, %H:%M UTC") if value else ""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 import math
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any
@@ -275,6 +277,26 @@ def throttle_address(limits: str, scope: str) -> None:
             "Too many attempts from your network. Wait a minute, then try again.",
             retry_after=seconds_until_allowed(limits, scope, address),
         )
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: object) -> str:
+    """A cell a spreadsheet will not run as a formula."""
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def csv_response(filename: str, header: list[str], rows: Iterable[Iterable[object]]) -> Response:
+    """A CSV download whose cells no spreadsheet runs as formulas."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows([spreadsheet_safe(cell) for cell in row] for row in rows)
+    response = Response(out.getvalue(), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 def page_count(total: int, per_page: int = 20) -> int:

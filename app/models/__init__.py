@@ -1,5 +1,6 @@
 """The database models, one module per aggregate."""
 
+from app.models.audit import AuditEvent
 from app.models.chat import ChatMessage, ChatRead, ChatRoom
 from app.models.course import Course
 from app.models.enrollment import Enrollment, EnrollmentStatus
@@ -9,6 +10,7 @@ from app.models.notification import Notification
 from app.models.user import Role, User
 
 __all__ = [
+    "AuditEvent",
     "ChatMessage",
     "ChatRead",
     "ChatRoom",

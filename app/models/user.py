@@ -38,6 +38,9 @@ class User(UserMixin, db.Model):
     # Raised to end every session of this user: logout, password change, role change.
     session_version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Set while the account is deactivated: it cannot sign in, its sessions have ended.
+    deactivated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
@@ -50,6 +53,15 @@ class User(UserMixin, db.Model):
     def end_sessions(self) -> None:
         self.session_version += 1
         pending("ended_sessions").add(self.id)  # open live sockets close too (app/live)
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login: a deactivated account is never signed in
+        return self.deactivated_at is None
+
+    @property
+    def display_name(self) -> str:
+        """The name as others see it: a deactivated account says so."""
+        return self.full_name if self.is_active else f"{self.full_name} (deactivated)"
 
     @property
     def is_teacher(self) -> bool:

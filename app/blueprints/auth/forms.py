@@ -112,3 +112,16 @@ class LoginForm(BaseForm):
         ],
     )
     remember = BooleanField("Keep me signed in on this device")
+
+
+class SetPasswordForm(BaseForm):
+    """The page a password link opens."""
+
+    new_password = password_field("New password")
+    new_password_confirm = PasswordField(
+        "Confirm new password",
+        validators=[
+            InputRequired("Type the new password again."),
+            EqualTo("new_password", "The two passwords do not match."),
+        ],
+    )

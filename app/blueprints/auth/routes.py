@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from app.blueprints.auth import bp, services
-from app.blueprints.auth.forms import LoginForm, RegistrationForm
+from app.blueprints.auth import bp, links, services
+from app.blueprints.auth.forms import LoginForm, RegistrationForm, SetPasswordForm
 from app.errors import InvalidInput
 from app.web import (
     cached_for_visitors,
@@ -74,4 +74,21 @@ def logout():
     session.clear()
     logout_user()  # after clear(): it leaves the mark that deletes the remember cookie
     flash("You are signed out, on this device and every other.", "status")
+    return redirect_303(url_for("auth.login"))
+
+
+@bp.route("/reset/<token>", methods=["GET", "POST"])
+def reset(token: str):
+    """Set a password from a one-time link (an admin's, an import's, or a forgotten one's)."""
+    user = links.account_for(token)  # 410 for a used, expired or forged link
+    form = SetPasswordForm()
+    context = {"form": form, "user": user, "token": token}
+    if not form.validate_on_submit():
+        status = 422 if form.is_submitted() else 200
+        return render_template("auth/reset.html", **context), status
+    try:
+        links.set_password(token, form.new_password.data)
+    except InvalidInput as error:
+        return form_invalid("auth/reset.html", form, error, **context)
+    flash("Your password is set. Sign in with it.", "status")
     return redirect_303(url_for("auth.login"))

@@ -15,6 +15,7 @@ from app.blueprints.notifications.services import notify
 from app.errors import NotAllowed, NotFound
 from app.extensions import db
 from app.models import Course, Enrollment, EnrollmentStatus, Role, User
+from app.web import spreadsheet_safe
 
 ENROLLED, WAITLISTED = EnrollmentStatus.ENROLLED.value, EnrollmentStatus.WAITLISTED.value
 
@@ -204,14 +205,6 @@ def roster(user: User, course_id: int) -> Roster:
     )
     waitlist = [e for e in rows if e.status == WAITLISTED]
     return Roster(course, enrolled, waitlist)
-
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def spreadsheet_safe(value: str) -> str:
-    """A cell a spreadsheet will not run as a formula."""
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
 def roster_csv(roster: Roster) -> str:

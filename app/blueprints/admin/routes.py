@@ -1,0 +1,104 @@
+"""Routes of the admin pages: thin, over the services."""
+
+from __future__ import annotations
+
+from flask import flash, render_template, request, url_for
+from flask_login import current_user, login_required
+
+from app.blueprints.admin import bp, services
+from app.blueprints.admin.forms import RoleForm
+from app.errors import InvalidInput, NotAllowed
+from app.web import (
+    add_errors,
+    csv_response,
+    page_number,
+    redirect_303,
+    render_page_or_partial,
+)
+
+
+@bp.before_request
+@login_required
+def admins_only() -> None:
+    if not current_user.is_admin:
+        raise NotAllowed("These pages are for the school's admins.")
+
+
+@bp.get("/users")
+def users():
+    query = services.AccountQuery.of(request.args)
+    found = services.accounts(query, page_number())
+    return render_page_or_partial(
+        "admin/users.html",
+        "admin/_accounts.html",
+        query=query,
+        found=found,
+        roles=services.Role,
+        statuses=services.STATUSES,
+    )
+
+
+def account_page(username: str, status: int = 200, **context):
+    account = services.account(username)
+    context.setdefault("role_form", RoleForm(formdata=None, role=account.user.role))
+    return render_template("admin/user.html", account=account, **context), status
+
+
+@bp.get("/users/<username>")
+def user(username: str):
+    return account_page(username)
+
+
+@bp.post("/users/<username>/role")
+def change_role(username: str):
+    form = RoleForm()
+    if not form.validate():
+        return account_page(username, 422, role_form=form)
+    try:
+        changed = services.change_role(current_user, username, form.role.data)
+    except InvalidInput as error:
+        add_errors(form, error)
+        return account_page(username, 422, role_form=form)
+    flash(f"{changed.username} is now {changed.role}; their sessions have ended.", "status")
+    return redirect_303(url_for("admin.user", username=changed.username))
+
+
+@bp.post("/users/<username>/deactivate")
+def deactivate(username: str):
+    return _account_change(username, services.deactivate, "is deactivated and signed out")
+
+
+@bp.post("/users/<username>/reactivate")
+def reactivate(username: str):
+    return _account_change(username, services.reactivate, "can sign in again")
+
+
+def _account_change(username: str, change, done: str):
+    try:
+        user = change(current_user, username)
+    except InvalidInput as error:
+        return account_page(username, 422, problem=error.message)
+    flash(f"{user.username} {done}.", "status")
+    return redirect_303(url_for("admin.user", username=user.username))
+
+
+@bp.post("/users/<username>/password-link")
+def password_link(username: str):
+    try:
+        link = services.password_link(current_user, username)
+    except InvalidInput as error:
+        return account_page(username, 422, problem=error.message)
+    return account_page(username, link=link)
+
+
+@bp.get("/audit")
+def audit():
+    if request.args.get("format") == "csv":
+        rows = (
+            [e.created_at.isoformat(), e.actor, e.action, e.subject, e.course_id or "", e.details]
+            for e in services.audit_rows()
+        )
+        header = ["when", "who", "action", "subject", "course_id", "details"]
+        return csv_response("campus-audit.csv", header, rows)
+    found = services.audit_page(page_number())
+    return render_page_or_partial("admin/audit.html", "admin/_audit.html", found=found)
