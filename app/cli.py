@@ -1,4 +1,5 @@
-"""Command-line tasks: `flask users create|set-role` and `flask seed-demo`."""
+"""Command-line tasks: `flask users create|set-role|set-password|deactivate|reactivate` (each
+audited as done by the command line) and `flask seed-demo`."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from flask.cli import AppGroup
 from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
+from app import audit
+from app.blueprints.admin import services as admin
 from app.blueprints.auth import services as accounts
-from app.errors import InvalidInput
+from app.errors import DomainError, InvalidInput
 from app.extensions import db
 from app.models import Role, User
 
@@ -77,6 +80,8 @@ def create_user(username: str, email: str, full_name: str, role: str, password: 
         )
     except InvalidInput as error:
         raise click.ClickException(error.message) from error
+    audit.record("account_created", audit.COMMAND_LINE, user, details=role)
+    db.session.commit()
     click.echo(f"Created {user.role} {user.username} <{user.email}>.")
 
 
@@ -84,12 +89,37 @@ def create_user(username: str, email: str, full_name: str, role: str, password: 
 @click.argument("email")
 @click.argument("role", type=ROLES)
 def set_role(email: str, role: str) -> None:
-    """Give the account with EMAIL another ROLE; its sessions end."""
+    """Give the account with EMAIL another ROLE; its sessions end. The last active admin
+    keeps the role."""
     user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None:
         raise click.ClickException(f"No account has the email {email}.")
-    accounts.set_role(user, role)
+    user = run_service(admin.change_role, audit.COMMAND_LINE, user.username, role)
     click.echo(f"{user.username} is now {user.role}; their sessions have ended.")
+
+
+@users_cli.command("deactivate")
+@click.argument("username")
+def deactivate(username: str) -> None:
+    """The account USERNAME can no longer sign in; its sessions end at once."""
+    user = run_service(admin.deactivate, audit.COMMAND_LINE, username)
+    click.echo(f"{user.username} is deactivated and signed out everywhere.")
+
+
+@users_cli.command("reactivate")
+@click.argument("username")
+def reactivate(username: str) -> None:
+    """The account USERNAME can sign in again."""
+    user = run_service(admin.reactivate, audit.COMMAND_LINE, username)
+    click.echo(f"{user.username} can sign in again.")
+
+
+def run_service(service, *args):
+    """A service's refusal as the command's error message."""
+    try:
+        return service(*args)
+    except DomainError as error:
+        raise click.ClickException(error.message) from error
 
 
 DEMO_COURSES = [
@@ -164,6 +194,7 @@ def set_password(login: str, password: str) -> None:
     if problem or not 10 <= len(password) <= 128:
         raise click.ClickException(problem or "Use 10 to 128 characters.")
     user.password_hash = accounts.hash_password(password)
+    audit.record("password_set", audit.COMMAND_LINE, user)
     accounts.end_sessions(user)
     click.echo(f"{user.username} has a new password; their sessions have ended.")
 

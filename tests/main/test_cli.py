@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from app.cli import DEMO_PASSWORD
 from app.extensions import db
-from app.models import Course, Enrollment, User
+from app.models import AuditEvent, Course, Enrollment, User
 from tests.helpers import user_count
 
 
@@ -62,6 +62,29 @@ def test_set_role_changes_role_and_ends_sessions(app, client, make_user, login_a
     assert result.exit_code == 0, result.output
     assert db.session.get(User, user.id).role == "teacher"
     assert client.get("/dashboard").status_code == 302
+    event = db.session.scalar(select(AuditEvent))
+    assert (event.actor, event.action, event.subject) == ("command line", "role_changed", "grace")
+
+
+def test_the_last_admin_keeps_the_role_on_the_command_line_too(app, make_user):
+    make_user("ada", email="ada@school.example", role="admin")
+    result = app.test_cli_runner().invoke(
+        args=["users", "set-role", "ada@school.example", "student"]
+    )
+    assert result.exit_code != 0 and "last active admin" in result.output
+    assert db.session.scalar(select(User.role)) == "admin"
+    assert db.session.scalar(select(func.count(AuditEvent.id))) == 0
+
+
+def test_deactivate_and_reactivate_from_the_command_line(app, client, make_user, login_as):
+    login_as(make_user("grace"))
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["users", "deactivate", "grace"]).exit_code == 0
+    assert client.get("/dashboard").status_code == 302
+    assert runner.invoke(args=["users", "reactivate", "grace"]).exit_code == 0
+    assert runner.invoke(args=["users", "deactivate", "nobody"]).exit_code != 0
+    actions = db.session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
+    assert actions == ["deactivated", "reactivated"]
 
 
 def test_set_role_refuses_unknown_roles_and_people(app, make_user):

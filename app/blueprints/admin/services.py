@@ -128,9 +128,21 @@ def _lock_admins() -> set[int]:
     return set(db.session.scalars(admins.with_for_update()))
 
 
-def _subject(actor_id: int, admins: set[int], username: str) -> User:
-    """Inside the lock: the actor is still an active admin, and the account exists."""
-    if actor_id not in admins:
+Actor = User | str  # an admin, or audit.COMMAND_LINE
+
+
+def _actor_id(actor: Actor) -> int | None:
+    return actor.id if isinstance(actor, User) else None
+
+
+def _actor_row(actor_id: int | None) -> Actor:
+    return db.session.get(User, actor_id) if actor_id is not None else audit.COMMAND_LINE
+
+
+def _subject(actor_id: int | None, admins: set[int], username: str) -> User:
+    """Inside the lock: the actor is still an active admin (or the command line), and the
+    account exists."""
+    if actor_id is not None and actor_id not in admins:
         db.session.rollback()
         raise NotAllowed("Only admins manage accounts.")
     user = db.session.scalar(
@@ -150,12 +162,12 @@ def _refuse(field: str, message: str) -> None:
     raise InvalidInput({field: message})
 
 
-def change_role(actor: User, username: str, role: str) -> User:
+def change_role(actor: Actor, username: str, role: str) -> User:
     """Give the account another role; its sessions and sockets end. The last active admin
     keeps the role, and a teacher keeps it while they still teach courses."""
     if role not in {r.value for r in Role}:
         raise InvalidInput({"role": "Choose student, teacher or admin."})
-    actor_id = actor.id
+    actor_id = _actor_id(actor)
     admins = _lock_admins()
     user = _subject(actor_id, admins, username)
     if user.role == role:
@@ -174,15 +186,15 @@ def change_role(actor: User, username: str, role: str) -> User:
     before = user.role
     user.role = role
     user.end_sessions()
-    audit.record("role_changed", db.session.get(User, actor_id), user, details=f"{before} → {role}")
+    audit.record("role_changed", _actor_row(actor_id), user, details=f"{before} → {role}")
     db.session.commit()
     return user
 
 
-def deactivate(actor: User, username: str) -> User:
+def deactivate(actor: Actor, username: str) -> User:
     """The account can no longer sign in; its sessions and sockets end at once. What it
     made (enrolments, files, messages) stays."""
-    actor_id = actor.id
+    actor_id = _actor_id(actor)
     admins = _lock_admins()
     user = _subject(actor_id, admins, username)
     if user.id == actor_id:
@@ -194,20 +206,20 @@ def deactivate(actor: User, username: str) -> User:
         return user
     user.deactivated_at = utcnow()
     user.end_sessions()
-    audit.record("deactivated", db.session.get(User, actor_id), user)
+    audit.record("deactivated", _actor_row(actor_id), user)
     db.session.commit()
     return user
 
 
-def reactivate(actor: User, username: str) -> User:
-    actor_id = actor.id
+def reactivate(actor: Actor, username: str) -> User:
+    actor_id = _actor_id(actor)
     admins = _lock_admins()
     user = _subject(actor_id, admins, username)
     if user.is_active:
         db.session.rollback()
         return user
     user.deactivated_at = None
-    audit.record("reactivated", db.session.get(User, actor_id), user)
+    audit.record("reactivated", _actor_row(actor_id), user)
     db.session.commit()
     return user
 
