@@ -265,3 +265,25 @@ def test_the_audit_log_lists_newest_first_and_downloads_as_csv(client, login_as,
     lines = csv.get_data(as_text=True).splitlines()
     assert lines[0] == "when,who,action,subject,course_id,details"
     assert [line.split(",")[2] for line in lines[1:]] == ["reactivated", "deactivated"]
+
+
+def test_a_deactivated_name_says_so_where_others_see_it(
+    client, login_as, admin, make_user, make_course
+):
+    from app.blueprints.chat.services import course_room_id
+    from app.blueprints.enrollments.services import enroll
+    from app.models import ChatMessage
+
+    tina = make_user("tina", role="teacher", full_name="Tina Teacher")
+    course = make_course(tina, title="Geography")
+    sam = make_user("sam", full_name="Sam Student")
+    enroll(sam, course.id)
+    room_id = course_room_id(course.id)
+    db.session.add(ChatMessage(room_id=room_id, author_id=tina.id, body="Welcome"))
+    db.session.commit()
+    login_as(admin)
+    client.post_form("/admin/users/tina/deactivate")
+    client.post_form("/auth/logout")
+    login_as(sam)
+    for url in (f"/courses/{course.id}", f"/chat/{room_id}", "/courses"):
+        assert "Tina Teacher (deactivated)" in client.get(url).get_data(as_text=True), url

@@ -174,7 +174,7 @@ def resume(connection: Connection, member: Member, rooms: object) -> None:
             if message.id <= connection.seen.get(room, 0):
                 continue  # it arrived live while this tab was connecting
             connection.send(
-                services.message_fragment(message, message.author.full_name), room, message.id
+                services.message_fragment(message, message.author.display_name), room, message.id
             )
         # A reconnecting tab that had read everything changes no count: nothing to send.
         if services.mark_read(member.id, room, connection.seen.get(room)):

@@ -95,7 +95,7 @@ def title_of(room: ChatRoom, viewer_id: int) -> str:
     if room.course_id is not None:
         return db.session.scalar(select(Course.title).where(Course.id == room.course_id))
     other = room.user_b_id if room.user_a_id == viewer_id else room.user_a_id
-    return db.session.scalar(select(User.full_name).where(User.id == other))
+    return db.session.get(User, other).display_name
 
 
 def rooms_of(user: User) -> list[RoomSummary]:
