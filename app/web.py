@@ -70,6 +70,7 @@ def admit_large_body() -> None:
         return
     spec.allowed(**(request.view_args or {}))
     request.max_content_length = spec.max_bytes(current_app)
+    request.max_form_memory_size = spec.max_bytes(current_app)  # a large field, too
     g.spool_uploads = spec.to_disk
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 from flask import flash, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from app.blueprints.admin import bp, services
+from app.blueprints.admin import bp, imports, services
 from app.blueprints.admin.forms import RoleForm
 from app.errors import InvalidInput, NotAllowed
 from app.web import (
+    accepts_large_body,
     add_errors,
     csv_response,
     page_number,
@@ -102,3 +103,37 @@ def audit():
         return csv_response("campus-audit.csv", header, rows)
     found = services.audit_page(page_number())
     return render_page_or_partial("admin/audit.html", "admin/_audit.html", found=found)
+
+
+def admin_only() -> None:
+    if not current_user.is_admin:
+        raise NotAllowed("These pages are for the school's admins.")
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@accepts_large_body(lambda app: imports.MAX_BYTES + 512 * 1024, admin_only)
+def import_accounts():
+    if request.method == "GET":
+        return render_template("admin/import.html")
+    if "links" in request.form:
+        users = imports.accounts_of(request.form["links"])
+        return csv_response("campus-password-links.csv", *services.link_rows(users))
+    try:
+        if "confirm" in request.form:
+            content = request.form.get("content", "")
+            checked, result = imports.confirm(current_user, content, request.form["confirm"])
+            if result is None:
+                return render_template("admin/import.html", preview=checked), 422
+            links = services.new_account_links(result.created)
+            return render_template(
+                "admin/import.html",
+                result=result,
+                links=links,
+                links_token=imports.links_token(result.created),
+            )
+        upload = request.files.get("file")
+        raw = upload.read(imports.MAX_BYTES + 1) if upload else b""
+        preview = imports.preview(current_user, raw)
+    except InvalidInput as error:
+        return render_template("admin/import.html", problem=error.message), 422
+    return render_template("admin/import.html", preview=preview), 422 if preview.errors else 200
