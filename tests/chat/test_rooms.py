@@ -137,6 +137,19 @@ def test_history_pages_older_messages(client, login_as, classroom):
     assert "Show older messages" not in partial.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("before", ["99999999999999999999999", "9223372036854775808", "²", "x"])
+def test_a_before_that_is_no_message_id_shows_the_newest(client, login_as, classroom, before):
+    _, course, ana = classroom
+    room = course_room(course)
+    login_as(ana)
+    client.post_form(f"/chat/{room.id}/messages", {"body": "newest"})
+    response = client.get(f"/chat/{room.id}", query_string={"before": before})
+    assert response.status_code == 200
+    assert re.findall(r'class="message-body">([^<]*)<', response.get_data(as_text=True)) == [
+        "newest"
+    ]
+
+
 def test_direct_room_is_opened_once_and_private(client, login_as, make_user):
     ana, bo, eve = make_user("ana"), make_user("bo"), make_user("eve")
     login_as(ana)

@@ -10,6 +10,7 @@ from app.blueprints.chat.forms import MessageForm
 from app.blueprints.notifications.services import mark_read_for_link
 from app.errors import InvalidInput
 from app.extensions import sock
+from app.forms import whole_number
 from app.models import ChatRoom
 from app.web import form_invalid, redirect_303, render_page_or_partial
 
@@ -23,7 +24,7 @@ def index():
 
 
 def room_context(room: ChatRoom, members: list[int], form: MessageForm | None = None) -> dict:
-    before = request.args.get("before", type=int)
+    before = whole_number(request.args.get("before", ""), max_digits=18)
     history = services.history(room, before)
     return {
         "room": room,
