@@ -95,6 +95,8 @@ def test_posting_without_javascript_stores_and_shows_the_message(client, login_a
         ("   \n ", "Write a message."),
         ("x" * 2001, "at most 2,000 characters"),
         ("bad\x00byte", "control characters"),
+        ("see \u2066this\u2069", "change the direction of text"),
+        ("see \u202ethis", "change the direction of text"),
     ],
 )
 def test_bad_messages_are_422_and_nothing_is_stored(client, login_as, classroom, body, expected):
@@ -105,6 +107,15 @@ def test_bad_messages_are_422_and_nothing_is_stored(client, login_as, classroom,
     assert response.status_code == 422
     assert expected in response.get_data(as_text=True)
     assert message_count() == 0
+
+
+def test_joiners_marks_and_zero_width_spaces_stay_in_messages(client, login_as, classroom):
+    _, course, ana = classroom
+    login_as(ana)
+    body = "خوش\u200cآمدید 👩\u200d🏫 \u200fok\u200e long\u200bword"
+    response = client.post_form(f"/chat/{course_room(course).id}/messages", {"body": body})
+    assert response.status_code == 303
+    assert db.session.scalar(select(ChatMessage.body)) == body
 
 
 def test_a_message_of_exactly_2000_characters_is_kept(client, login_as, classroom):

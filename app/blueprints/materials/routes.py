@@ -47,7 +47,7 @@ def upload(course_id: int):
         course, materials = services.listing(current_user, course_id)
         page = "materials/_list.html" if is_htmx() else "materials/index.html"
         return render_template(
-            page, course=course, materials=materials, can_upload=True, error=error.message
+            page, course=course, materials=materials, can_upload=True, errors=error.errors
         ), 422
     message = f"{len(added)} {'file' if len(added) == 1 else 'files'} added."
     if is_htmx():
