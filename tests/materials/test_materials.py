@@ -185,6 +185,17 @@ def test_download_is_identical_with_ranges_and_etag(client, login_as, make_user,
     assert client.get(url, headers={"Range": f"bytes={len(PDF) + 10}-"}).status_code == 416
 
 
+def test_downloads_say_their_type_and_charset_once(client, login_as, owner, course):
+    login_as(owner)
+    post_files(client, course.id, [(TEXT, "weeks.txt"), (PDF, "Syllabus.pdf")])
+    text, pdf = db.session.scalars(select(Material).order_by(Material.id))
+    response = client.get(f"/materials/{text.id}/download")
+    assert response.data == TEXT
+    assert response.headers.getlist("Content-Type") == ["text/plain; charset=utf-8"]
+    response = client.get(f"/materials/{pdf.id}/download")
+    assert response.headers.getlist("Content-Type") == ["application/pdf"]
+
+
 def test_unicode_name_is_sent_per_rfc_6266(client, login_as, owner, course):
     login_as(owner)
     post_files(client, course.id, [(PDF, "Résumé.pdf")])

@@ -69,7 +69,8 @@ def download(material_id: int):
     material, path = services.downloadable(current_user, material_id)
     response = send_file(
         path,
-        mimetype=material.content_type,
+        # Without the stored "; charset=utf-8": send_file adds it to every text type itself.
+        mimetype=material.content_type.partition(";")[0],
         as_attachment=True,
         download_name=material.original_name,
         conditional=True,
