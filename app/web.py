@@ -48,6 +48,13 @@ def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
+def is_cross_site() -> bool:
+    """The browser says a page of another site sent this request (`Sec-Fetch-Site`): a link
+    from elsewhere, which may show a page but not act for the person, such as marking what
+    they have not seen as read. Typed addresses and our own links say "none", "same-origin"."""
+    return request.headers.get("Sec-Fetch-Site") == "cross-site"
+
+
 def redirect_303(location: str) -> Response:
     """A redirect after a successful POST: the browser follows it with a GET."""
     return redirect(location, code=303)

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from app.blueprints.enrollments.services import enroll, withdraw
 from app.extensions import db
-from app.models import ChatMessage, ChatRoom, Notification
+from app.models import ChatMessage, ChatRead, ChatRoom, Notification
 
 
 def course_room(course) -> ChatRoom:
@@ -229,6 +229,59 @@ def test_an_away_member_is_notified_once_per_room_until_read(client, login_as, c
         .where(Notification.user_id == ana.id, Notification.read_at.is_(None))
     )
     assert unread == 1
+
+
+def read_mark(room: ChatRoom, user) -> int | None:
+    return db.session.scalar(
+        select(ChatRead.last_read_id).where(
+            ChatRead.room_id == room.id, ChatRead.user_id == user.id
+        )
+    )
+
+
+def unread_notifications(user) -> int:
+    return db.session.scalar(
+        select(func.count())
+        .select_from(Notification)
+        .where(Notification.user_id == user.id, Notification.read_at.is_(None))
+    )
+
+
+@pytest.fixture
+def ana_was_away(client, login_as, classroom):
+    """Ana read the room once; then the teacher wrote, and Ana was told."""
+    teacher, course, ana = classroom
+    room = course_room(course)
+    login_as(ana)
+    client.get(f"/chat/{room.id}")
+    client.post_form("/auth/logout")
+    login_as(teacher)
+    client.post_form(f"/chat/{room.id}/messages", {"body": "Quiz on Friday"})
+    client.post_form("/auth/logout")
+    login_as(ana)
+    assert (read_mark(room, ana), unread_notifications(ana)) == (0, 1)
+    return room, ana
+
+
+def test_another_sites_link_shows_the_room_but_reads_nothing(client, ana_was_away):
+    room, ana = ana_was_away
+    response = client.get(f"/chat/{room.id}", headers={"Sec-Fetch-Site": "cross-site"})
+    assert response.status_code == 200
+    assert "Quiz on Friday" in response.get_data(as_text=True)
+    assert read_mark(room, ana) == 0
+    assert unread_notifications(ana) == 1
+    listing = client.get("/chat").get_data(as_text=True)
+    assert re.search(rf'id="room-{room.id}-unread"[^>]*data-unread="1"', listing)
+
+
+@pytest.mark.parametrize("sent_from", ["same-origin", "same-site", "none", None])
+def test_opening_the_room_from_here_reads_it(client, ana_was_away, sent_from):
+    room, ana = ana_was_away
+    headers = {"Sec-Fetch-Site": sent_from} if sent_from else {}
+    assert client.get(f"/chat/{room.id}", headers=headers).status_code == 200
+    newest = db.session.scalar(select(func.max(ChatMessage.id)))
+    assert read_mark(room, ana) == newest
+    assert unread_notifications(ana) == 0
 
 
 def test_chat_pages_need_a_session(client):
