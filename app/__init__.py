@@ -48,6 +48,11 @@ def create_app(config: str | type[Config] | None = None, **overrides: object) ->
     configure_login(app)
     live.init_app(app)
 
+    from app.web import IdConverter
+
+    # Before the blueprints: their rules take their converters when they are registered.
+    app.url_map.converters["int"] = IdConverter
+
     from app.blueprints.admin import bp as admin_bp
     from app.blueprints.auth import bp as auth_bp
     from app.blueprints.chat import bp as chat_bp

@@ -28,6 +28,7 @@ from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required
 from flask_wtf.csrf import generate_csrf
 from limits import parse_many
+from werkzeug.routing import IntegerConverter
 
 from app.errors import InvalidInput, NotAllowed, Throttled
 from app.extensions import limiter
@@ -79,8 +80,25 @@ def register_body_limits(app: Flask) -> None:
     app.before_request(admit_large_body)
 
 
+class IdConverter(IntegerConverter):
+    """`<int:...>` in every route: at most 18 digits, which every id a database column holds
+    fits (a signed 64-bit integer goes to 9,223,372,036,854,775,807). A longer number matches
+    no route: 404, not a driver's overflow (500). Bounded in the pattern rather than with
+    `max`: werkzeug checks `max` only once it has picked a rule, and a POST to a path whose GET
+    is another rule would then be 405."""
+
+    regex = r"\d{1,18}"
+
+
 def is_htmx() -> bool:
     return request.headers.get("HX-Request") == "true"
+
+
+def is_cross_site() -> bool:
+    """The browser says a page of another site sent this request (`Sec-Fetch-Site`): a link
+    from elsewhere, which may show a page but not act for the person, such as marking what
+    they have not seen as read. Typed addresses and our own links say "none", "same-origin"."""
+    return request.headers.get("Sec-Fetch-Site") == "cross-site"
 
 
 def redirect_303(location: str) -> Response:

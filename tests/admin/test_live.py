@@ -55,13 +55,12 @@ def test_two_admins_demoting_each_other_at_once_cannot_both_succeed(live_server,
             db.session.commit()
         start = threading.Barrier(2)
 
-        def demote(pair: tuple[str, str]) -> int:
-            me, other = pair
+        def demote(me: str, other: str, start=start, clients=clients) -> int:
             start.wait()
             return clients[me].post(f"/admin/users/{other}/role", {"role": "teacher"})
 
         with ThreadPoolExecutor(max_workers=2) as pool:
-            statuses = list(pool.map(demote, [(a, b), (b, a)]))
+            statuses = list(pool.map(demote, [a, b], [b, a]))
         db.session.expire_all()
         roles = sorted(db.session.scalars(select(User.role).where(User.username.in_([a, b]))))
         # One succeeds; the other finds itself demoted (signed out: 302, or 403) or the last

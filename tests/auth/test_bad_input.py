@@ -39,6 +39,9 @@ REGISTRATION = [
     ("NUL in username", GOOD | {"username": "new\x00comer"}, 422),
     ("NUL in full name", GOOD | {"full_name": "New\x00Comer"}, 422),
     ("escape in full name", GOOD | {"full_name": "New\x1b[31mComer"}, 422),
+    ("zero-width space in full name", GOOD | {"full_name": "New\u200bComer"}, 422),
+    ("right-to-left override in full name", GOOD | {"full_name": "New \u202eremoC"}, 422),
+    ("isolate in full name", GOOD | {"full_name": "\u2067New Comer\u2069"}, 422),
     (
         "NUL in password",
         GOOD | {"password": "a-long\x00secret!", "password_confirm": "a-long\x00secret!"},

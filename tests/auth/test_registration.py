@@ -37,6 +37,35 @@ def test_register_makes_a_signed_in_student(client):
     assert "@ada.lovelace" in dashboard.get_data(as_text=True)
 
 
+@pytest.mark.parametrize(
+    "full_name",
+    [
+        "مهدی\u200cزاده",  # Persian: the zero-width non-joiner is part of the spelling
+        "Ada 👩\u200d🏫",  # an emoji made of two joined by a zero-width joiner
+        "\u200fعلی\u200e Ada",  # direction marks
+    ],
+    ids=["persian-zwnj", "emoji-zwj", "direction-marks"],
+)
+def test_names_keep_joiners_and_direction_marks(client, full_name):
+    response = client.post_form("/auth/register", GOOD | {"full_name": full_name})
+    assert response.status_code == 303
+    assert db.session.scalar(select(User.full_name)) == full_name
+
+
+def test_hidden_characters_in_a_name_are_named_beside_it(client):
+    response = client.post_form("/auth/register", GOOD | {"full_name": "Ada\u200b Lovelace"})
+    assert response.status_code == 422
+    message = field_error(response.get_data(as_text=True), "full_name")
+    assert message == "Remove the invisible zero-width spaces from this field."
+    response = client.post_form("/auth/register", GOOD | {"full_name": "Ada \u202eecalevoL"})
+    message = field_error(response.get_data(as_text=True), "full_name")
+    assert (
+        message
+        == "Remove the invisible characters that change the direction of text from this field."
+    )
+    assert user_count() == 0
+
+
 def test_password_is_stored_as_argon2id(client):
     client.post_form("/auth/register", GOOD)
     user = db.session.scalar(select(User))

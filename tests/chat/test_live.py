@@ -163,6 +163,7 @@ def test_the_handshake_needs_a_session_and_our_origin(live_server, room):
         ({"room": "ROOM", "body": "   "}, "Write a message"),
         ({"room": "ROOM", "body": "x" * 2001}, "at most 2,000 characters"),
         ({"room": "ROOM", "body": "nul\u0000"}, "control characters"),
+        ({"room": "ROOM", "body": "see \u2066this\u2069"}, "change the direction of text"),
         ({"room": 99999999, "body": "x"}, "no such chat room"),
         ({"resume": [1]}, "could not be read"),
         ({"resume": {"ROOM": "latest"}}, "could not be read"),

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from app.blueprints.enrollments.services import enroll, withdraw
 from app.extensions import db
-from app.models import ChatMessage, ChatRoom, Notification
+from app.models import ChatMessage, ChatRead, ChatRoom, Notification
 
 
 def course_room(course) -> ChatRoom:
@@ -95,6 +95,8 @@ def test_posting_without_javascript_stores_and_shows_the_message(client, login_a
         ("   \n ", "Write a message."),
         ("x" * 2001, "at most 2,000 characters"),
         ("bad\x00byte", "control characters"),
+        ("see \u2066this\u2069", "change the direction of text"),
+        ("see \u202ethis", "change the direction of text"),
     ],
 )
 def test_bad_messages_are_422_and_nothing_is_stored(client, login_as, classroom, body, expected):
@@ -105,6 +107,15 @@ def test_bad_messages_are_422_and_nothing_is_stored(client, login_as, classroom,
     assert response.status_code == 422
     assert expected in response.get_data(as_text=True)
     assert message_count() == 0
+
+
+def test_joiners_marks_and_zero_width_spaces_stay_in_messages(client, login_as, classroom):
+    _, course, ana = classroom
+    login_as(ana)
+    body = "خوش\u200cآمدید 👩\u200d🏫 \u200fok\u200e long\u200bword"
+    response = client.post_form(f"/chat/{course_room(course).id}/messages", {"body": body})
+    assert response.status_code == 303
+    assert db.session.scalar(select(ChatMessage.body)) == body
 
 
 def test_a_message_of_exactly_2000_characters_is_kept(client, login_as, classroom):
@@ -155,6 +166,19 @@ def test_history_pages_older_messages(client, login_as, classroom):
         str(n) for n in range(1, 11)
     ]
     assert "Show older messages" not in partial.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("before", ["99999999999999999999999", "9223372036854775808", "²", "x"])
+def test_a_before_that_is_no_message_id_shows_the_newest(client, login_as, classroom, before):
+    _, course, ana = classroom
+    room = course_room(course)
+    login_as(ana)
+    client.post_form(f"/chat/{room.id}/messages", {"body": "newest"})
+    response = client.get(f"/chat/{room.id}", query_string={"before": before})
+    assert response.status_code == 200
+    assert re.findall(r'class="message-body">([^<]*)<', response.get_data(as_text=True)) == [
+        "newest"
+    ]
 
 
 def test_direct_room_is_opened_once_and_private(client, login_as, make_user):
@@ -225,6 +249,59 @@ def test_an_away_member_is_notified_once_per_room_until_read(client, login_as, c
         .where(Notification.user_id == ana.id, Notification.read_at.is_(None))
     )
     assert unread == 1
+
+
+def read_mark(room: ChatRoom, user) -> int | None:
+    return db.session.scalar(
+        select(ChatRead.last_read_id).where(
+            ChatRead.room_id == room.id, ChatRead.user_id == user.id
+        )
+    )
+
+
+def unread_notifications(user) -> int:
+    return db.session.scalar(
+        select(func.count())
+        .select_from(Notification)
+        .where(Notification.user_id == user.id, Notification.read_at.is_(None))
+    )
+
+
+@pytest.fixture
+def ana_was_away(client, login_as, classroom):
+    """Ana read the room once; then the teacher wrote, and Ana was told."""
+    teacher, course, ana = classroom
+    room = course_room(course)
+    login_as(ana)
+    client.get(f"/chat/{room.id}")
+    client.post_form("/auth/logout")
+    login_as(teacher)
+    client.post_form(f"/chat/{room.id}/messages", {"body": "Quiz on Friday"})
+    client.post_form("/auth/logout")
+    login_as(ana)
+    assert (read_mark(room, ana), unread_notifications(ana)) == (0, 1)
+    return room, ana
+
+
+def test_another_sites_link_shows_the_room_but_reads_nothing(client, ana_was_away):
+    room, ana = ana_was_away
+    response = client.get(f"/chat/{room.id}", headers={"Sec-Fetch-Site": "cross-site"})
+    assert response.status_code == 200
+    assert "Quiz on Friday" in response.get_data(as_text=True)
+    assert read_mark(room, ana) == 0
+    assert unread_notifications(ana) == 1
+    listing = client.get("/chat").get_data(as_text=True)
+    assert re.search(rf'id="room-{room.id}-unread"[^>]*data-unread="1"', listing)
+
+
+@pytest.mark.parametrize("sent_from", ["same-origin", "same-site", "none", None])
+def test_opening_the_room_from_here_reads_it(client, ana_was_away, sent_from):
+    room, ana = ana_was_away
+    headers = {"Sec-Fetch-Site": sent_from} if sent_from else {}
+    assert client.get(f"/chat/{room.id}", headers=headers).status_code == 200
+    newest = db.session.scalar(select(func.max(ChatMessage.id)))
+    assert read_mark(room, ana) == newest
+    assert unread_notifications(ana) == 0
 
 
 def test_chat_pages_need_a_session(client):

@@ -235,3 +235,15 @@ def test_opening_the_feedback_page_reads_the_teachers_notification(
     )
     client.get(f"/courses/{course.id}/feedback")
     assert db.session.scalar(select(Notification.read_at)) is not None
+
+
+@pytest.mark.parametrize(("sent_from", "read"), [("cross-site", False), ("same-origin", True)])
+def test_only_our_own_links_to_the_feedback_page_read_the_notification(
+    client, login_as, course, student, sent_from, read
+):
+    services.save(student, course.id, 5, "Great course")
+    login_as(db.session.scalar(select(User).where(User.username == "tina")))
+    response = client.get(f"/courses/{course.id}/feedback", headers={"Sec-Fetch-Site": sent_from})
+    assert response.status_code == 200
+    assert "Great course" in response.get_data(as_text=True)
+    assert (db.session.scalar(select(Notification.read_at)) is not None) is read

@@ -99,6 +99,38 @@ def test_bad_uploads_keep_nothing(app, client, login_as, owner, course, files, s
     assert left_on_disk(app) == []
 
 
+@pytest.mark.parametrize(
+    ("title", "message"),
+    [
+        ("Week\x00 1", "Remove the control characters from the title."),
+        ("\x1b[31mWeek 1\x07", "Remove the control characters from the title."),
+        ("Week 1 \u202efdp.exe", "change the direction of text"),
+        ("\u2066Week 1\u2069", "change the direction of text"),
+        ("Week\u200b 1", "zero-width spaces"),
+    ],
+    ids=["nul", "escape-and-bell", "right-to-left-override", "isolate", "zero-width-space"],
+)
+def test_a_title_with_hidden_characters_is_422_and_nobody_is_told(
+    app, client, login_as, make_user, owner, course, title, message
+):
+    enroll(make_user("sam"), course.id)
+    login_as(owner)
+    response = post_files(client, course.id, [(PDF, "syllabus.pdf")], title=title)
+    assert response.status_code == 422
+    html = response.get_data(as_text=True)
+    assert 'id="title-error"' in html and message in html
+    assert material_count() == 0
+    assert db.session.scalar(select(func.count()).select_from(Notification)) == 0
+    assert left_on_disk(app) == []
+
+
+def test_a_title_with_joiners_and_direction_marks_is_kept(client, login_as, owner, course):
+    login_as(owner)
+    title = "مقدمه\u200cای بر جغرافیا \u200f— 👩\u200d🏫"
+    assert post_files(client, course.id, [(PDF, "intro.pdf")], title=title).status_code == 303
+    assert db.session.scalar(select(Material.title)) == title
+
+
 def test_over_the_limit_is_413_and_keeps_nothing(app, client, login_as, owner, course):
     login_as(owner)
     app.config["MAX_UPLOAD_MB"] = 1
@@ -151,6 +183,17 @@ def test_download_is_identical_with_ranges_and_etag(client, login_as, make_user,
     assert part.headers["Content-Range"] == f"bytes 100-149/{len(PDF)}"
     assert client.get(url, headers={"If-None-Match": f'"{material.sha256}"'}).status_code == 304
     assert client.get(url, headers={"Range": f"bytes={len(PDF) + 10}-"}).status_code == 416
+
+
+def test_downloads_say_their_type_and_charset_once(client, login_as, owner, course):
+    login_as(owner)
+    post_files(client, course.id, [(TEXT, "weeks.txt"), (PDF, "Syllabus.pdf")])
+    text, pdf = db.session.scalars(select(Material).order_by(Material.id))
+    response = client.get(f"/materials/{text.id}/download")
+    assert response.data == TEXT
+    assert response.headers.getlist("Content-Type") == ["text/plain; charset=utf-8"]
+    response = client.get(f"/materials/{pdf.id}/download")
+    assert response.headers.getlist("Content-Type") == ["application/pdf"]
 
 
 def test_unicode_name_is_sent_per_rfc_6266(client, login_as, owner, course):

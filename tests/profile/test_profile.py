@@ -72,6 +72,9 @@ def test_email_taken_by_someone_else_is_refused(client, make_user, grace):
         ({"full_name": "Grace", "email": "grace@school.example", "bio": "b" * 1001}, "bio"),
         ({"full_name": "Grace", "email": "grace@school.example", "bio": "nul\x00byte"}, "bio"),
         ({"full_name": "Gr\x07ace", "email": "grace@school.example", "bio": ""}, "full_name"),
+        ({"full_name": "Gr\u200bace", "email": "grace@school.example", "bio": ""}, "full_name"),
+        ({"full_name": "\u202eGrace", "email": "grace@school.example", "bio": ""}, "full_name"),
+        ({"full_name": "Grace", "email": "grace@school.example", "bio": "\u2066hi"}, "bio"),
     ],
 )
 def test_bad_profile_input_is_422_and_changes_nothing(client, grace, data, field):
@@ -80,6 +83,12 @@ def test_bad_profile_input_is_422_and_changes_nothing(client, grace, data, field
     assert field_error(response.get_data(as_text=True), field)
     user = db.session.get(User, grace.id)
     assert (user.full_name, user.email, user.bio) == ("Grace Hopper", "grace@school.example", "")
+
+
+def test_a_zero_width_space_stays_allowed_in_the_bio(client, grace):
+    data = {"full_name": "Grace", "email": "grace@school.example", "bio": "Nano\u200bseconds"}
+    assert client.post_form("/profile/edit", data).status_code == 303
+    assert db.session.get(User, grace.id).bio == "Nano\u200bseconds"
 
 
 def test_bio_is_shown_escaped(client, grace, make_user, login_as):

@@ -10,8 +10,9 @@ from app.blueprints.chat.forms import MessageForm
 from app.blueprints.notifications.services import mark_read_for_link
 from app.errors import InvalidInput, Throttled
 from app.extensions import sock
+from app.forms import whole_number
 from app.models import ChatRoom
-from app.web import form_invalid, redirect_303, render_page_or_partial
+from app.web import form_invalid, is_cross_site, redirect_303, render_page_or_partial
 
 
 @bp.get("/chat")
@@ -23,7 +24,7 @@ def index():
 
 
 def room_context(room: ChatRoom, members: list[int], form: MessageForm | None = None) -> dict:
-    before = request.args.get("before", type=int)
+    before = whole_number(request.args.get("before", ""), max_digits=18)
     history = services.history(room, before)
     return {
         "room": room,
@@ -38,8 +39,9 @@ def room_context(room: ChatRoom, members: list[int], form: MessageForm | None = 
 @login_required
 def room(room_id: int):
     room, members = services.room_for(current_user.id, room_id)
-    if request.args.get("before") is None:
-        # Opening the room reads it, and the notification that pointed here.
+    if request.args.get("before") is None and not is_cross_site():
+        # Opening the room reads it, and the notification that pointed here; not when
+        # another site's link opened it.
         services.open_room(current_user.id, room, members)
         mark_read_for_link(current_user, url_for("chat.room", room_id=room_id))
     context = room_context(room, members)

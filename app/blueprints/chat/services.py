@@ -13,7 +13,7 @@ from sqlalchemy.orm import aliased, contains_eager
 from app.blueprints.notifications.services import notify
 from app.errors import InvalidInput, NotFound, Throttled
 from app.extensions import db
-from app.forms import control_characters
+from app.forms import text_problem
 from app.live import live, render_fragment
 from app.models import (
     ChatMessage,
@@ -214,8 +214,9 @@ def clean_body(body: object) -> str:
         raise InvalidInput({"body": "Write a message."})
     if len(body) > BODY_MAX:
         raise InvalidInput({"body": f"A message can be at most {BODY_MAX:,} characters."})
-    if control_characters(body, multiline=True):
-        raise InvalidInput({"body": "Remove the control characters from the message."})
+    problem = text_problem(body, multiline=True, where="the message")
+    if problem:
+        raise InvalidInput({"body": problem})
     return body
 
 

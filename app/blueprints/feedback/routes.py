@@ -9,7 +9,7 @@ from app.blueprints.courses.services import can_manage
 from app.blueprints.feedback import bp, services
 from app.blueprints.feedback.forms import FeedbackForm, ReplyForm
 from app.blueprints.notifications.services import mark_read_for_link
-from app.web import is_htmx, page_number, redirect_303, render_page_or_partial
+from app.web import is_cross_site, is_htmx, page_number, redirect_303, render_page_or_partial
 
 
 def page_context(course_id: int, form: FeedbackForm | None = None, item=None) -> dict:
@@ -35,9 +35,14 @@ def page_context(course_id: int, form: FeedbackForm | None = None, item=None) ->
 def index(course_id: int):
     item = services.readable_course(current_user, course_id)
     link = url_for("feedback.index", course_id=course_id)
-    # The teacher now sees the new feedback its notification announced; marking it read
-    # commits, which expires what was loaded, so the course is read again then.
-    if can_manage(current_user, item.course) and mark_read_for_link(current_user, link):
+    # The teacher now sees the new feedback its notification announced (unless another site's
+    # link opened the page); marking it read commits, which expires what was loaded, so the
+    # course is read again then.
+    if (
+        can_manage(current_user, item.course)
+        and not is_cross_site()
+        and mark_read_for_link(current_user, link)
+    ):
         item = None
     context = page_context(course_id, item=item)
     return render_page_or_partial("feedback/index.html", "feedback/_entries.html", **context)

@@ -57,7 +57,7 @@ def upload(course_id: int):
         course, materials = services.listing(current_user, course_id)
         page = "materials/_list.html" if is_htmx() else "materials/index.html"
         return render_template(
-            page, course=course, materials=materials, can_upload=True, error=error.message
+            page, course=course, materials=materials, can_upload=True, errors=error.errors
         ), 422
     message = f"{len(added)} {'file' if len(added) == 1 else 'files'} added."
     if is_htmx():
@@ -79,7 +79,8 @@ def download(material_id: int):
     material, path = services.downloadable(current_user, material_id)
     response = send_file(
         path,
-        mimetype=material.content_type,
+        # Without the stored "; charset=utf-8": send_file adds it to every text type itself.
+        mimetype=material.content_type.partition(";")[0],
         as_attachment=True,
         download_name=material.original_name,
         conditional=True,

@@ -16,6 +16,7 @@ from app.blueprints.materials import storage
 from app.blueprints.notifications.services import notify
 from app.errors import InvalidInput, NotAllowed, NotFound, UnsupportedType
 from app.extensions import db
+from app.forms import text_problem
 from app.models import Course, Enrollment, Material, User
 from app.models.material import TITLE_MAX
 
@@ -97,6 +98,9 @@ def upload(user: User, course_id: int, files: list[FileStorage], title: str) -> 
     """Check every file (name, size, type by content) before keeping any; then move them into
     place, and only then commit their rows. Students enrolled are told once per upload."""
     course = managed_course(user, course_id)
+    problem = text_problem(title, where="the title")
+    if problem:
+        raise InvalidInput({"title": problem})
     files = [file for file in files if file.filename]
     if not files:
         raise InvalidInput({"file": "Choose at least one file."})
