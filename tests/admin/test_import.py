@@ -205,6 +205,14 @@ def test_one_bad_line_among_five_hundred_blocks_the_confirm(client, login_as, ad
     assert tampered.status_code == 422 and "not previewed" in tampered.get_data(as_text=True)
 
 
+def test_a_class_list_without_the_csrf_token_is_400(client, login_as, admin, courses):
+    login_as(admin)
+    data = {"file": (io.BytesIO(class_list(*[c.id for c in courses])), "class.csv")}
+    response = client.post("/admin/import", data=data, content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert db.session.scalar(select(func.count(User.id))) == 2
+
+
 def test_only_admins_may_send_a_class_list(client, login_as, make_user, courses):
     login_as(make_user("tom", role="teacher"))
     response = preview(client, class_list(*[c.id for c in courses]))
