@@ -59,7 +59,7 @@ def login():
     if not form.validate_on_submit():
         return render_template("auth/login.html", form=form), 422 if form.is_submitted() else 200
     try:
-        user = services.authenticate(form.login.data, form.password.data)
+        user = services.authenticate(form.login.data, form.password.data, request.remote_addr or "")
     except InvalidInput as error:
         return form_invalid("auth/login.html", form, error)
     start_session(user, remember=form.remember.data)

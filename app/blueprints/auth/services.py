@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from app.models import Role, User
 from app.web import attempts_left, count_attempt, forget_attempts, seconds_until_allowed
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 COMMON_PASSWORDS_FILE = Path(__file__).with_name("common_passwords.txt")
 LOGIN_FAILED = "That username or email and password do not match an account."
@@ -63,11 +65,19 @@ def hash_password(password: str) -> str:
     return off_the_event_loop(password_hasher().hash, password)
 
 
+def _password_matches(hasher: argon2.PasswordHasher, password_hash: str, password: str) -> bool:
+    """argon2 answers a wrong password with an exception; raised inside gevent's thread pool,
+    every one is printed as a traceback (11 lines per failed sign-in). A bool crosses back
+    quietly."""
+    try:
+        return hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
 def verify_password(user: User, password: str) -> bool:
     hasher = password_hasher()
-    try:
-        off_the_event_loop(hasher.verify, user.password_hash, password)
-    except (VerificationError, InvalidHashError):
+    if not off_the_event_loop(_password_matches, hasher, user.password_hash, password):
         return False
     if hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
@@ -172,14 +182,22 @@ def _lockout_key(login: str, user: User | None) -> str:
     return f"user:{user.username}" if user else f"login:{login.strip().lower()}"
 
 
-def authenticate(login: str, password: str) -> User:
+def shown_in_log(typed: str, limit: int = 64) -> str:
+    """What someone typed, quoted for a log line: cut short, with line breaks, terminal escapes
+    and bidi controls written out, so that it cannot forge or hide lines."""
+    return repr(typed[:limit] + ("…" if len(typed) > limit else ""))
+
+
+def authenticate(login: str, password: str, address: str = "") -> User:
     """The account these credentials open. Too many failures lock the account for a while,
     whatever address they come from; unknown accounts are locked the same way so that a
-    lockout tells nothing about which accounts exist."""
+    lockout tells nothing about which accounts exist. Each failure is one warning line in the
+    log, with the login as typed and the client's address."""
     user = find_by_login(login)
     lockout = current_app.config["LOGIN_ACCOUNT_LOCKOUT"]
     key = _lockout_key(login, user)
     if not attempts_left(lockout, "lockout", key):
+        log.warning("sign-in refused for %s from %s: locked", shown_in_log(login), address)
         raise Throttled(LOCKED_OUT, seconds_until_allowed(lockout, "lockout", key))
     if user is None:
         hash_password(password)  # spend the same time as a real check
@@ -188,6 +206,8 @@ def authenticate(login: str, password: str) -> User:
         ok = verify_password(user, password)
     if not ok:
         count_attempt(lockout, "lockout", key)
+        reason = "no such account" if user is None else "wrong password"
+        log.warning("sign-in failed for %s from %s: %s", shown_in_log(login), address, reason)
         raise InvalidInput({"login": LOGIN_FAILED})
     forget_attempts(lockout, "lockout", key)
     db.session.commit()  # a rehashed password, if the cost changed
