@@ -36,6 +36,11 @@ class Config:
     REMEMBER_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_NAME = "remember_token"
     REMEMBER_COOKIE_DURATION = 60 * 60 * 24 * 30
+    # A browser that signed in to an account may still sign in while strangers' failures have
+    # locked it (OWASP's device cookies); sent to the sign-in page only.
+    DEVICE_COOKIE_NAME = "campus_device"
+    DEVICE_COOKIE_DURATION = 60 * 60 * 24 * 365
+    DEVICE_COOKIE_SECURE = False
 
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
     WTF_CSRF_SSL_STRICT = False  # SameSite=Lax cookies already stop cross-site posts
@@ -50,7 +55,7 @@ class Config:
     REGISTER_ADDRESS_LIMIT = (
         os.environ.get("REGISTER_ADDRESS_LIMIT") or "20 per minute; 200 per hour"
     )
-    LOGIN_ACCOUNT_LOCKOUT = "10 per 15 minutes"
+    LOGIN_ACCOUNT_LOCKOUT = "10 per 15 minutes"  # also each known browser's own lockout
 
     # Keep the rendered signed-out pages in memory (see app/web.py); off while editing templates.
     CACHE_VISITOR_PAGES = True
@@ -80,6 +85,7 @@ class TestingConfig(Config):
 class ProductionConfig(Config):
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
+    DEVICE_COOKIE_SECURE = True
     PREFERRED_URL_SCHEME = "https"
 
     @staticmethod
