@@ -51,6 +51,16 @@ def test_a_sign_in_gives_the_browser_a_lasting_http_only_device_cookie(owners_br
     assert device_of(browser)
 
 
+def test_registering_is_signing_in_from_that_browser(app, client):
+    password = "analytical-engine-1843"
+    account = {"username": "ada", "email": "ada@school.example", "full_name": "Ada Lovelace"}
+    form = {**account, "password": password, "password_confirm": password}
+    assert client.post_form("/auth/register", form).status_code == 303
+    client.post_form("/auth/logout")
+    lock(app.test_client(), "ada")
+    assert sign_in(client, "ada", password).status_code == 303
+
+
 def test_a_locked_account_still_signs_in_from_a_browser_that_signed_in_before(
     client, owners_browser
 ):
