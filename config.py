@@ -38,6 +38,11 @@ class Config:
     REMEMBER_COOKIE_SAMESITE = "Lax"
     REMEMBER_COOKIE_NAME = "remember_token"
     REMEMBER_COOKIE_DURATION = 60 * 60 * 24 * 30
+    # A browser that signed in to an account may still sign in while strangers' failures have
+    # locked it (OWASP's device cookies); sent to the sign-in page only.
+    DEVICE_COOKIE_NAME = "campus_device"
+    DEVICE_COOKIE_DURATION = 60 * 60 * 24 * 365
+    DEVICE_COOKIE_SECURE = False
 
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
     WTF_CSRF_SSL_STRICT = False  # SameSite=Lax cookies already stop cross-site posts
@@ -54,7 +59,7 @@ class Config:
     REGISTER_ADDRESS_LIMIT = (
         os.environ.get("REGISTER_ADDRESS_LIMIT") or "20 per minute; 200 per hour"
     )
-    LOGIN_ACCOUNT_LOCKOUT = "10 per 15 minutes"
+    LOGIN_ACCOUNT_LOCKOUT = "10 per 15 minutes"  # also each known browser's own lockout
     # Chat posts per person, the live socket and the form together (DESIGN.md "Security").
     CHAT_POST_LIMIT = "10 per 5 seconds"
     # Open live sockets (tabs) per person, on all workers together.
@@ -88,6 +93,7 @@ class TestingConfig(Config):
 class ProductionConfig(Config):
     SESSION_COOKIE_SECURE = True
     REMEMBER_COOKIE_SECURE = True
+    DEVICE_COOKIE_SECURE = True
     PREFERRED_URL_SCHEME = "https"
 
     @staticmethod

@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import pytest
@@ -87,8 +87,11 @@ def search_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @contextmanager
-def running_server(database_url: str, **environment: str) -> Iterator[str]:
-    """A real gunicorn serving the app on a free port, until the block ends."""
+def running_server(
+    database_url: str, stderr_path: Path | None = None, **environment: str
+) -> Iterator[str]:
+    """A real gunicorn serving the app on a free port, until the block ends. With
+    `stderr_path`, what the server writes to stderr (its log) goes to that file."""
     from config import Config
 
     port = free_port()
@@ -104,7 +107,8 @@ def running_server(database_url: str, **environment: str) -> Iterator[str]:
         sys.executable, "-m", "gunicorn", "--config", "python:tests.browser.gunicorn_live",
         "--bind", f"127.0.0.1:{port}", "wsgi:app",
     ]  # fmt: skip
-    server = subprocess.Popen(command, cwd=ROOT, env=env)
+    with open(stderr_path, "ab") if stderr_path else nullcontext() as stderr:
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stderr=stderr)  # keeps its own copy
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while True:

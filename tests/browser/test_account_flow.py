@@ -7,6 +7,8 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.live_client import CSRF_META, LiveClient
+
 pytestmark = pytest.mark.browser
 
 PASSWORD = "my-first-campus-pass"
@@ -102,3 +104,31 @@ def test_a_page_behind_login_comes_back_after_signing_in(page, make_user):
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(re.compile(r"/profile/edit$"))
+
+
+def test_a_locked_account_still_signs_in_from_a_browser_used_before(
+    page, second_page, live_server, make_user
+):
+    make_user("lina", full_name="Lina Lock", password=PASSWORD)
+
+    def sign_in(browser_page) -> None:
+        browser_page.goto("/auth/login")
+        browser_page.get_by_label("Username or email").fill("lina")
+        browser_page.get_by_label("Password").fill(PASSWORD)
+        browser_page.get_by_role("button", name="Sign in").click()
+
+    sign_in(page)
+    expect(page).to_have_url(re.compile(r"/dashboard$"))
+    page.get_by_role("button", name="Sign out").click()
+    stranger = LiveClient(live_server)  # ten wrong guesses from elsewhere lock the account
+    _, form = stranger.request("GET", "/auth/login")
+    token = CSRF_META.search(form).group(1)
+    guess = {"login": "lina", "password": "not-her-password", "csrf_token": token}
+    guesses = [stranger.request("POST", "/auth/login", guess)[0] for _ in range(10)]
+    assert guesses == [422] * 10
+
+    sign_in(second_page)  # a browser lina never used: paused
+    expect(second_page.get_by_role("heading", name="Too many attempts")).to_be_visible()
+    sign_in(page)  # hers
+    expect(page).to_have_url(re.compile(r"/dashboard$"))
+    expect(page.locator("#notifications")).to_contain_text("new browsers are paused")

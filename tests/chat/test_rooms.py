@@ -356,3 +356,40 @@ def test_the_room_list_takes_the_same_queries_for_2_and_12_rooms(
 
     login_as(student)
     assert rooms(2) == rooms(10)
+
+
+@pytest.mark.parametrize("removed", ["course", "person"])
+def test_the_room_list_survives_a_room_removed_while_it_loads(
+    client, login_as, make_user, classroom, removed
+):
+    """A course or a person deleted (their rooms go with them) between the statements that
+    read the room list: the list is still a page, with whole rooms."""
+    from sqlalchemy import delete, event
+
+    from app.models import Course, User
+
+    _, course, ana = classroom
+    bo = make_user("bo", full_name="Bo Friend")
+    login_as(ana)
+    client.post_form("/chat/direct/bo")  # ana's rooms: the course's and this one
+    doomed = delete(Course).where(Course.id == course.id)
+    if removed == "person":
+        doomed = delete(User).where(User.id == bo.id)
+    fired = []
+
+    def remove_after_the_rooms_are_read(conn, cursor, statement, *args) -> None:
+        if not fired and "FROM chat_rooms" in statement:
+            fired.append(statement)
+            with db.engine.begin() as other:
+                other.execute(doomed)
+
+    event.listen(db.engine, "after_cursor_execute", remove_after_the_rooms_are_read)
+    try:
+        response = client.get("/chat")
+    finally:
+        event.remove(db.engine, "after_cursor_execute", remove_after_the_rooms_are_read)
+    assert fired
+    assert response.status_code == 200
+    listing = response.get_data(as_text=True)
+    assert listing.count("data-room-id=") == 2  # as they were when the list was read
+    assert "Astronomy" in listing and "Bo Friend" in listing

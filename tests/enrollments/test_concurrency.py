@@ -1,15 +1,18 @@
-"""200 students press "Enrol" at the same moment on a course of 30, through a real server."""
+"""Enrolments at the same moment: 200 students press "Enrol" on a course of 30 through a real
+server; a waiting student's dashboard while the seat changes hands 50 times."""
 
 from __future__ import annotations
 
+import re
 import threading
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.blueprints.auth.services import hash_password
 from app.extensions import db
-from app.models import Enrollment, User
+from app.models import Enrollment, Notification, User
 from tests.conftest import PASSWORD
 from tests.live_client import LiveClient
 
@@ -54,3 +57,85 @@ def test_two_hundred_concurrent_enrolments_never_exceed_capacity(live_server, ma
         place_of(s, course_id).position for s in students if place_of(s, course_id).position
     )
     assert positions == list(range(1, STUDENTS - CAPACITY + 1))
+
+
+PROMOTIONS = 50
+PLACE_ON_DASHBOARD = re.compile(r'id="(enrolled|waitlisted)".*?</section>', re.S)
+
+
+def dashboard_place(html: str, course_id: int) -> tuple[str, int | None]:
+    """Where the dashboard shows the course: enrolled, waitlisted (with its number) or none."""
+    card = f'data-course-id="{course_id}"'
+    for match in PLACE_ON_DASHBOARD.finditer(html):
+        section = match.group(0)
+        if card not in section:
+            continue
+        if match.group(1) == "enrolled":
+            return "enrolled", None
+        position = re.search(r'data-waitlist-position="(\d+)"', section)
+        return "waitlisted", int(position.group(1)) if position else None
+    return "none", None
+
+
+def test_dashboard_of_a_waiting_student_survives_promotions(
+    app, make_user, make_course, login_as, client
+):
+    """Three students take turns in a course of one seat: whoever holds it withdraws (the first
+    waiting is promoted) and joins the waitlist again, 50 times, while the waiting student
+    keeps reloading the dashboard. Every load is a page, with the course in one sensible place."""
+    from app.blueprints.enrollments import services
+
+    course_id = make_course(capacity=1, title="One Seat").id
+    holder, waiting, viewer = make_user("holder"), make_user("waiting"), make_user("viewer")
+    for student in (holder, waiting, viewer):
+        services.enroll(student, course_id)
+    login_as(viewer)
+    done = threading.Event()
+
+    def promote() -> None:
+        try:
+            for _ in range(PROMOTIONS):
+                with app.app_context():
+                    seated = db.session.scalar(
+                        select(User)
+                        .join(Enrollment, Enrollment.student_id == User.id)
+                        .where(Enrollment.course_id == course_id, Enrollment.status == "enrolled")
+                    )
+                    services.withdraw(seated, course_id)
+                    services.enroll(seated, course_id)
+        finally:
+            done.set()
+
+    seen: list[tuple[int, tuple[str, int | None]]] = []
+
+    def reload_dashboard() -> None:
+        while not done.is_set():
+            response = client.get("/dashboard")
+            seen.append(
+                (response.status_code, dashboard_place(response.get_data(as_text=True), course_id))
+            )
+
+    churn = threading.Thread(target=promote)
+    reader = threading.Thread(target=reload_dashboard)
+    churn.start()
+    reader.start()
+    churn.join()
+    reader.join()
+
+    promoted = db.session.scalar(
+        select(func.count())
+        .select_from(Notification)
+        .where(Notification.kind == "waitlist_promoted")
+    )
+    assert promoted == PROMOTIONS
+    statuses = Counter(status for status, _ in seen)
+    assert statuses == {200: len(seen)}, statuses
+    places = Counter(place for _, place in seen)
+    # Two wait behind one seat: number 1 or 2; between withdrawing and joining again, none.
+    assert set(places) <= {
+        ("enrolled", None),
+        ("waitlisted", 1),
+        ("waitlisted", 2),
+        ("none", None),
+    }, places
+    assert places[("enrolled", None)] and places[("waitlisted", 1)], places

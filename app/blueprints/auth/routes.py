@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, render_template, request, session, url_for
+from flask import (
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_required, login_user, logout_user
 
 from app.blueprints.auth import bp, links, services
@@ -22,6 +31,25 @@ def start_session(user, remember: bool) -> None:
     login_user(user, remember=remember)
 
 
+def device_cookie() -> str | None:
+    return request.cookies.get(current_app.config["DEVICE_COOKIE_NAME"])
+
+
+def keep_device_cookie(response: Response, cookie: str) -> Response:
+    """The browser keeps its proof of signing in to the account (services.new_device_cookie)."""
+    config = current_app.config
+    response.set_cookie(
+        config["DEVICE_COOKIE_NAME"],
+        cookie,
+        max_age=config["DEVICE_COOKIE_DURATION"],
+        path=url_for("auth.login"),
+        secure=config["DEVICE_COOKIE_SECURE"],
+        httponly=True,
+        samesite="Lax",
+    )
+    return response
+
+
 @bp.route("/register", methods=["GET", "POST"])
 @cached_for_visitors
 def register():
@@ -38,7 +66,8 @@ def register():
         return form_invalid("auth/register.html", form, error)
     start_session(user, remember=False)
     flash(f"Welcome to Campus, {user.full_name}.", "status")
-    return redirect_303(url_for("main.dashboard"))
+    response = redirect_303(url_for("main.dashboard"))
+    return keep_device_cookie(response, services.new_device_cookie(user))
 
 
 def _registration_fields(form: RegistrationForm) -> dict[str, str]:
@@ -59,12 +88,15 @@ def login():
     if not form.validate_on_submit():
         return render_template("auth/login.html", form=form), 422 if form.is_submitted() else 200
     try:
-        user = services.authenticate(form.login.data, form.password.data)
+        signed_in = services.authenticate(
+            form.login.data, form.password.data, request.remote_addr or "", device_cookie()
+        )
     except InvalidInput as error:
         return form_invalid("auth/login.html", form, error)
-    start_session(user, remember=form.remember.data)
-    flash(f"Signed in as {user.username}.", "status")
-    return redirect_303(target or url_for("main.dashboard"))
+    start_session(signed_in.user, remember=form.remember.data)
+    flash(f"Signed in as {signed_in.user.username}.", "status")
+    response = redirect_303(target or url_for("main.dashboard"))
+    return keep_device_cookie(response, signed_in.device_cookie)
 
 
 @bp.post("/logout")

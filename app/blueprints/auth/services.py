@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hmac
+import logging
+import math
+import secrets
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,21 +16,28 @@ from typing import TypeVar
 import argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
+from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
+from app.blueprints.notifications.services import notify
 from app.errors import InvalidInput, Throttled
 from app.extensions import db
 from app.models import Role, User
 from app.web import attempts_left, count_attempt, forget_attempts, seconds_until_allowed
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 COMMON_PASSWORDS_FILE = Path(__file__).with_name("common_passwords.txt")
 LOGIN_FAILED = "That username or email and password do not match an account."
 LOCKED_OUT = (
-    "Too many failed sign-ins for this account. Wait 15 minutes, or ask your school's admin."
+    "Too many failed sign-ins for this account. Wait 15 minutes, sign in from a browser you "
+    "have signed in with before, or ask your school's admin."
 )
+# One notice per lockout: as long as LOGIN_ACCOUNT_LOCKOUT's window.
+LOCKOUT_NOTICE = "1 per 15 minutes"
+DEVICE_COOKIE_SALT = "campus.device-cookie"
 
 
 @cache
@@ -63,11 +73,19 @@ def hash_password(password: str) -> str:
     return off_the_event_loop(password_hasher().hash, password)
 
 
+def _password_matches(hasher: argon2.PasswordHasher, password_hash: str, password: str) -> bool:
+    """argon2 answers a wrong password with an exception; raised inside gevent's thread pool,
+    every one is printed as a traceback (11 lines per failed sign-in). A bool crosses back
+    quietly."""
+    try:
+        return hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
 def verify_password(user: User, password: str) -> bool:
     hasher = password_hasher()
-    try:
-        off_the_event_loop(hasher.verify, user.password_hash, password)
-    except (VerificationError, InvalidHashError):
+    if not off_the_event_loop(_password_matches, hasher, user.password_hash, password):
         return False
     if hasher.check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
@@ -172,26 +190,100 @@ def _lockout_key(login: str, user: User | None) -> str:
     return f"user:{user.username}" if user else f"login:{login.strip().lower()}"
 
 
-def authenticate(login: str, password: str) -> User:
-    """The account these credentials open. Too many failures lock the account for a while,
-    whatever address they come from; unknown accounts are locked the same way so that a
-    lockout tells nothing about which accounts exist."""
+def shown_in_log(typed: str, limit: int = 64) -> str:
+    """What someone typed, quoted for a log line: cut short, with line breaks, terminal escapes
+    and bidi controls written out, so that it cannot forge or hide lines."""
+    return repr(typed[:limit] + ("…" if len(typed) > limit else ""))
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """Who signed in, and the device cookie their browser keeps from now on."""
+
+    user: User
+    device_cookie: str
+
+
+def _device_cookies() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=DEVICE_COOKIE_SALT)
+
+
+def new_device_cookie(user: User) -> str:
+    """Signed proof that this browser signed in to `user`: the account and a random nonce, by
+    which the browser's own failures are counted."""
+    return _device_cookies().dumps({"account": user.username, "nonce": secrets.token_urlsafe(16)})
+
+
+def trusted_device(cookie: str | None, user: User | None) -> str | None:
+    """The nonce of a device cookie this browser got by signing in to `user` before, if it is
+    within its lifetime and not locked itself; None for anything else (no cookie, a forged or
+    altered one, another account's, an expired one, a locked one)."""
+    if not cookie or user is None:
+        return None
+    try:
+        data = _device_cookies().loads(cookie, max_age=current_app.config["DEVICE_COOKIE_DURATION"])
+    except BadData:
+        return None
+    if not isinstance(data, dict) or data.get("account") != user.username:
+        return None
+    nonce = data.get("nonce")
+    lockout = current_app.config["LOGIN_ACCOUNT_LOCKOUT"]
+    if not isinstance(nonce, str) or not attempts_left(lockout, "device-lockout", nonce):
+        return None
+    return nonce
+
+
+def authenticate(
+    login: str, password: str, address: str = "", device_cookie: str | None = None
+) -> SignedIn:
+    """The account these credentials open, and a fresh device cookie for the browser.
+
+    Too many failures lock the account for a while to every browser, whatever address they
+    come from; unknown accounts are locked the same way so that a lockout tells nothing about
+    which accounts exist. A browser that signed in to the account before (its device cookie,
+    as OWASP describes) is not held by that lockout but by its own, so that strangers cannot
+    lock the owner out; the owner is told once when their account locks. Each failure is one
+    warning line in the log, with the login as typed and the client's address."""
     user = find_by_login(login)
     lockout = current_app.config["LOGIN_ACCOUNT_LOCKOUT"]
-    key = _lockout_key(login, user)
-    if not attempts_left(lockout, "lockout", key):
-        raise Throttled(LOCKED_OUT, seconds_until_allowed(lockout, "lockout", key))
+    device = trusted_device(device_cookie, user)
+    scope, key = ("device-lockout", device) if device else ("lockout", _lockout_key(login, user))
+    if not attempts_left(lockout, scope, key):
+        log.warning("sign-in refused for %s from %s: locked", shown_in_log(login), address)
+        raise Throttled(LOCKED_OUT, seconds_until_allowed(lockout, scope, key))
     if user is None:
         hash_password(password)  # spend the same time as a real check
         ok = False
     else:
         ok = verify_password(user, password)
     if not ok:
-        count_attempt(lockout, "lockout", key)
+        count_attempt(lockout, scope, key)
+        reason = "no such account" if user is None else "wrong password"
+        if device:
+            reason += " (from a browser that signed in before)"
+        log.warning("sign-in failed for %s from %s: %s", shown_in_log(login), address, reason)
+        if user is not None and not device and not attempts_left(lockout, scope, key):
+            _tell_owner_of_lockout(user, lockout, key)
         raise InvalidInput({"login": LOGIN_FAILED})
-    forget_attempts(lockout, "lockout", key)
+    forget_attempts(lockout, scope, key)
     db.session.commit()  # a rehashed password, if the cost changed
-    return user
+    return SignedIn(user, new_device_cookie(user))
+
+
+def _tell_owner_of_lockout(user: User, lockout: str, key: str) -> None:
+    """Once per lockout (concurrent failures may all see it locked): the notice."""
+    if not count_attempt(LOCKOUT_NOTICE, "lockout-notice", key):
+        return
+    minutes = max(1, math.ceil(seconds_until_allowed(lockout, "lockout", key) / 60))
+    notify(
+        [user.id],
+        "account_locked",
+        f"Too many failed sign-ins to your account: sign-ins from new browsers are paused for "
+        f"{minutes} minutes. Browsers you have signed in with before still work. If those "
+        "attempts were not yours, consider changing your password.",
+        "/profile/edit",
+    )
+    db.session.commit()
 
 
 def end_sessions(user: User) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import current_app, url_for
-from sqlalchemy import and_, func, or_, select, union, update
+from sqlalchemy import and_, case, func, or_, select, union, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased, contains_eager
 
@@ -100,7 +100,9 @@ def title_of(room: ChatRoom, viewer_id: int) -> str:
 
 def rooms_of(user: User) -> list[RoomSummary]:
     """Every room of mine, the most recently active first, with unread counts and the last
-    message, in a fixed number of queries."""
+    message, in a fixed number of queries. Each room comes with its title, newest message id
+    and unread count in one statement: a course or person removed meanwhile takes their room
+    out of the list whole, and the count agrees with the last line."""
     mine = or_(
         ChatRoom.course_id.in_(select(Course.id).where(Course.teacher_id == user.id)),
         ChatRoom.course_id.in_(
@@ -112,67 +114,59 @@ def rooms_of(user: User) -> list[RoomSummary]:
         ChatRoom.user_a_id == user.id,
         ChatRoom.user_b_id == user.id,
     )
-    rooms = list(db.session.scalars(select(ChatRoom).where(mine)))
-    if not rooms:
-        return []
-    ids = [room.id for room in rooms]
-    last_ids = dict(
-        db.session.execute(
-            select(ChatMessage.room_id, func.max(ChatMessage.id))
-            .where(ChatMessage.room_id.in_(ids))
-            .group_by(ChatMessage.room_id)
-        ).all()
+    other = aliased(User)
+    other_id = case((ChatRoom.user_a_id == user.id, ChatRoom.user_b_id), else_=ChatRoom.user_a_id)
+    newest = (
+        select(func.max(ChatMessage.id))
+        .where(ChatMessage.room_id == ChatRoom.id)
+        .correlate(ChatRoom)
+        .scalar_subquery()
     )
+    read_up_to = (
+        select(ChatRead.last_read_id)
+        .where(ChatRead.room_id == ChatRoom.id, ChatRead.user_id == user.id)
+        .correlate(ChatRoom)
+        .scalar_subquery()
+    )
+    unread = (
+        select(func.count(ChatMessage.id))
+        .where(
+            ChatMessage.room_id == ChatRoom.id,
+            ChatMessage.author_id != user.id,
+            ChatMessage.id > func.coalesce(read_up_to, 0),
+        )
+        .correlate(ChatRoom)
+        .scalar_subquery()
+    )
+    query = (
+        select(
+            ChatRoom, func.coalesce(Course.title, other.full_name), newest, unread, other.deactivated_at
+        )
+        .outerjoin(Course, Course.id == ChatRoom.course_id)
+        .outerjoin(other, and_(ChatRoom.course_id.is_(None), other.id == other_id))
+        .where(mine)
+    )
+    rows = db.session.execute(query).all()
+    last_ids = [row[2] for row in rows if row[2] is not None]
     lasts = {
         message.room_id: message
         for message in db.session.scalars(
             select(ChatMessage)
             .join(ChatMessage.author)
             .options(contains_eager(ChatMessage.author))
-            .where(ChatMessage.id.in_(list(last_ids.values())))
+            .where(ChatMessage.id.in_(last_ids))
         )
     }
-    read = aliased(ChatRead)
-    unread = dict(
-        db.session.execute(
-            select(ChatMessage.room_id, func.count())
-            .outerjoin(read, and_(read.room_id == ChatMessage.room_id, read.user_id == user.id))
-            .where(
-                ChatMessage.room_id.in_(ids),
-                ChatMessage.author_id != user.id,
-                ChatMessage.id > func.coalesce(read.last_read_id, 0),
-            )
-            .group_by(ChatMessage.room_id)
-        ).all()
-    )
-    course_titles = dict(
-        db.session.execute(
-            select(Course.id, Course.title).where(
-                Course.id.in_([room.course_id for room in rooms if room.course_id])
-            )
-        ).all()
-    )
-    others = {
-        room.user_a_id if room.user_b_id == user.id else room.user_b_id
-        for room in rooms
-        if room.is_direct
-    }
-    names = dict(
-        db.session.execute(select(User.id, User.full_name).where(User.id.in_(others))).all()
-    )
-    summaries = [
+    rows.sort(key=lambda row: (row[2] or 0, row[0].id), reverse=True)
+    return [
         RoomSummary(
             room,
-            course_titles[room.course_id]
-            if room.course_id
-            else names[room.user_a_id if room.user_b_id == user.id else room.user_b_id],
-            unread.get(room.id, 0),
+            f"{title} (deactivated)" if gone_since else title or "",
+            unread_count,
             lasts.get(room.id),
         )
-        for room in rooms
+        for room, title, _, unread_count, gone_since in rows
     ]
-    summaries.sort(key=lambda s: (s.last.id if s.last else 0, s.room.id), reverse=True)
-    return summaries
 
 
 def history(room: ChatRoom, before: int | None = None) -> History:

@@ -8,7 +8,7 @@ from flask_login import current_user
 from app.blueprints.chat.services import course_room_id
 from app.blueprints.courses import bp, services
 from app.blueprints.courses.forms import CourseForm
-from app.blueprints.enrollments.services import Place, place_of
+from app.blueprints.enrollments import services as enrolment
 from app.errors import InvalidInput
 from app.models import Role
 from app.web import form_invalid, page_number, redirect_303, render_page_or_partial, role_required
@@ -39,9 +39,8 @@ def create():
 
 @bp.get("/courses/<int:course_id>")
 def detail(course_id: int):
-    item = services.visible_course(current_user, course_id)
+    item, place = enrolment.course_page(current_user, course_id)
     is_student = current_user.is_authenticated and current_user.role == Role.STUDENT
-    place = place_of(current_user, course_id) if is_student else Place("none")
     return render_template(
         "courses/detail.html",
         item=item,

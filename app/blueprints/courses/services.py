@@ -78,11 +78,20 @@ def rating_columns():
 
 def listed(query: Select) -> list[Listed]:
     """Courses with their teacher, enrolment count and rating: one query, whatever the number."""
+    return [item for item, _ in listed_with(query)]
+
+
+def listed_with(query: Select) -> list[tuple[Listed, tuple]]:
+    """`listed` for a query that selects more after the course (the viewer's place in it): each
+    course with those columns, read in the same statement so that they agree with its counts."""
     query = query.add_columns(enrolled_count_column(), *rating_columns()).join(Course.teacher)
     query = query.options(contains_eager(Course.teacher))
     return [
-        Listed(course, enrolled, None if average is None else round(float(average), 1), count)
-        for course, enrolled, average, count in db.session.execute(query)
+        (
+            Listed(course, enrolled, None if average is None else round(float(average), 1), count),
+            tuple(extra),
+        )
+        for course, *extra, enrolled, average, count in db.session.execute(query)
     ]
 
 
@@ -104,11 +113,16 @@ def can_manage(user: User, course: Course) -> bool:
     return user.is_authenticated and (user.id == course.teacher_id or user.role == Role.ADMIN)
 
 
+def can_see(user: User, course: Course) -> bool:
+    """A draft is for its owner and admins only."""
+    return course.published or can_manage(user, course)
+
+
 def visible_course(user: User, course_id: int) -> Listed:
     """The course with its teacher and count. A draft is missing for all but its owner and
     admins (404), like a course that does not exist."""
     found = listed(select(Course).where(Course.id == course_id))
-    if not found or not (found[0].course.published or can_manage(user, found[0].course)):
+    if not found or not can_see(user, found[0].course):
         raise NotFound("There is no such course.")
     return found[0]
 

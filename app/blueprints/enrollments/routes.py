@@ -6,7 +6,6 @@ from flask import Response, flash, render_template, request, url_for
 from flask_login import current_user
 
 from app.blueprints.chat.services import course_room_id
-from app.blueprints.courses.services import visible_course
 from app.blueprints.enrollments import bp, services
 from app.models import Role
 from app.web import is_htmx, redirect_303, role_required
@@ -15,11 +14,11 @@ from app.web import is_htmx, redirect_303, role_required
 def answer(course_id: int, outcome: services.Outcome):
     """htmx swaps the enrolment part of the course page; a plain form goes back to the page."""
     if is_htmx():
-        item = visible_course(current_user, course_id)
+        item, place = services.course_page(current_user, course_id)
         return render_template(
             "enrollments/_place.html",
             item=item,
-            place=outcome.place,
+            place=place,
             is_student=True,
             message=outcome.message,
             chat_room_id=course_room_id(course_id),

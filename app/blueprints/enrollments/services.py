@@ -6,11 +6,18 @@ import csv
 import io
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import contains_eager
+from sqlalchemy.orm import aliased, contains_eager
 
-from app.blueprints.courses.services import enrolled_count, lock
+from app.blueprints.courses.services import (
+    Listed,
+    can_see,
+    enrolled_count,
+    listed_with,
+    lock,
+    visible_course,
+)
 from app.blueprints.notifications.services import notify
 from app.errors import NotAllowed, NotFound
 from app.extensions import db
@@ -35,20 +42,53 @@ class Outcome:
     changed: bool
 
 
-def place_of(student: User, course_id: int) -> Place:
-    enrollment = _enrollment(student.id, course_id)
-    return Place("none") if enrollment is None else _place(enrollment)
-
-
-def waitlist_position(enrollment: Enrollment) -> int:
-    ahead = db.session.scalar(
-        select(func.count(Enrollment.id)).where(
-            Enrollment.course_id == enrollment.course_id,
-            Enrollment.status == WAITLISTED,
-            Enrollment.id < enrollment.id,
+def waitlist_position_column():
+    """A waiting enrolment's number on its course's waitlist (None when enrolled), computed in
+    the same statement as the row: read in a second statement, a promotion in between would
+    leave a waiting row without a number, or a number for someone already enrolled."""
+    ahead = aliased(Enrollment)
+    number = (
+        select(func.count(ahead.id))
+        .where(
+            ahead.course_id == Enrollment.course_id,
+            ahead.status == WAITLISTED,
+            ahead.id <= Enrollment.id,
         )
+        .correlate(Enrollment)
+        .scalar_subquery()
     )
-    return ahead + 1
+    return case((Enrollment.status == WAITLISTED, number), else_=None).label("position")
+
+
+def place_of(student: User, course_id: int) -> Place:
+    return _place_of(student.id, course_id)
+
+
+def course_page(viewer: User, course_id: int) -> tuple[Listed, Place]:
+    """The course as its page shows it and, for a student, their place in it, from one
+    statement: the seats left and the place always agree."""
+    if not (viewer.is_authenticated and viewer.role == Role.STUDENT):
+        return visible_course(viewer, course_id), Place("none")
+    mine = (Enrollment.course_id == Course.id) & (Enrollment.student_id == viewer.id)
+    found = listed_with(
+        select(Course, Enrollment.status, waitlist_position_column())
+        .outerjoin(Enrollment, mine)
+        .where(Course.id == course_id)
+    )
+    if not found or not can_see(viewer, found[0][0].course):
+        raise NotFound("There is no such course.")
+    item, (status, position) = found[0]
+    return item, Place(status or "none", position)
+
+
+def _place_of(student_id: int, course_id: int) -> Place:
+    """The student's status and waitlist number, from one statement so that they agree."""
+    row = db.session.execute(
+        select(Enrollment.status, waitlist_position_column()).where(
+            Enrollment.course_id == course_id, Enrollment.student_id == student_id
+        )
+    ).first()
+    return Place("none") if row is None else Place(row.status, row.position)
 
 
 def _only_students(user: User) -> None:
@@ -90,9 +130,8 @@ def enroll(student: User, course_id: int) -> Outcome:
     student_id = student.id  # the lock's fresh transaction would reload the user for it
     course = _locked_published(course_id)
     title, capacity = course.title, course.capacity
-    existing = _enrollment(student_id, course_id)
-    if existing is not None:
-        place = _place(existing)
+    place = _place_of(student_id, course_id)
+    if place.status != "none":
         db.session.rollback()
         return Outcome(place, _already(place), changed=False)
     counts = _counts(course_id)
@@ -107,19 +146,13 @@ def enroll(student: User, course_id: int) -> Outcome:
     except IntegrityError:
         # The same student's other request got there first (a double click).
         db.session.rollback()
-        place = place_of(student, course_id)
+        place = _place_of(student_id, course_id)
         return Outcome(place, _already(place), changed=False)
     if full:
         position = counts[WAITLISTED] + 1
         message = f"The course is full: you are number {position} on the waitlist."
         return Outcome(Place(WAITLISTED, position), message, changed=True)
     return Outcome(Place(ENROLLED), f"You are enrolled in {title}.", changed=True)
-
-
-def _place(enrollment: Enrollment) -> Place:
-    if enrollment.status == ENROLLED:
-        return Place(ENROLLED)
-    return Place(WAITLISTED, waitlist_position(enrollment))
 
 
 def _already(place: Place) -> str:
@@ -223,50 +256,21 @@ def roster_csv(roster: Roster) -> str:
 
 @dataclass(frozen=True)
 class StudentCourses:
-    enrolled: list
-    waitlisted: list  # (Listed, position)
+    enrolled: list[Listed]
+    waitlisted: list[tuple[Listed, int]]  # with the student's number on the waitlist
 
 
 def courses_of(student: User) -> StudentCourses:
-    """The courses a student is enrolled in or waiting for, with counts, in two queries."""
-    from app.blueprints.courses.services import listed
-
-    mine = select(Enrollment.course_id, Enrollment.status, Enrollment.id).where(
-        Enrollment.student_id == student.id
+    """The courses a student is enrolled in or waiting for, with counts and waitlist numbers,
+    all from one statement: a promotion while the page loads moves a course from one list to
+    the other as a whole, never half."""
+    rows = listed_with(
+        select(Course, Enrollment.status, waitlist_position_column())
+        .join(Enrollment, Enrollment.course_id == Course.id)
+        .where(Enrollment.student_id == student.id)
+        .order_by(Course.title, Course.id)
     )
-    rows = db.session.execute(mine).all()
-    if not rows:
-        return StudentCourses([], [])
-    by_course = {course_id: (status, enrollment_id) for course_id, status, enrollment_id in rows}
-    courses = listed(select(Course).where(Course.id.in_(by_course)).order_by(Course.title))
-    ahead = _waitlist_positions([eid for status, eid in by_course.values() if status == WAITLISTED])
-    enrolled = [item for item in courses if by_course[item.course.id][0] == ENROLLED]
-    waitlisted = [
-        (item, ahead[by_course[item.course.id][1]])
-        for item in courses
-        if by_course[item.course.id][0] == WAITLISTED
-    ]
-    return StudentCourses(enrolled, waitlisted)
-
-
-def _waitlist_positions(enrollment_ids: list[int]) -> dict[int, int]:
-    """Each waitlist entry's position, for several entries in one query."""
-    if not enrollment_ids:
-        return {}
-    mine = (
-        select(Enrollment.id, Enrollment.course_id)
-        .where(Enrollment.id.in_(enrollment_ids))
-        .subquery()
+    return StudentCourses(
+        [item for item, (status, _) in rows if status == ENROLLED],
+        [(item, position) for item, (status, position) in rows if status == WAITLISTED],
     )
-    others = Enrollment.__table__.alias("others")
-    query = (
-        select(mine.c.id, func.count(others.c.id))
-        .join(
-            others,
-            (others.c.course_id == mine.c.course_id)
-            & (others.c.status == WAITLISTED)
-            & (others.c.id <= mine.c.id),
-        )
-        .group_by(mine.c.id)
-    )
-    return dict(db.session.execute(query).all())
