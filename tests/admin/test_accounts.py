@@ -287,3 +287,27 @@ def test_a_deactivated_name_says_so_where_others_see_it(
     login_as(sam)
     for url in (f"/courses/{course.id}", f"/chat/{room_id}", "/courses"):
         assert "Tina Teacher (deactivated)" in client.get(url).get_data(as_text=True), url
+
+
+def test_a_deactivated_account_is_told_so_only_with_the_right_password(
+    client, login_as, admin, make_user
+):
+    make_user("sam")
+    login_as(admin)
+    client.post_form("/admin/users/sam/deactivate")
+    client.post_form("/auth/logout")
+    right = client.post_form("/auth/login", {"login": "sam", "password": PASSWORD})
+    assert right.status_code == 422 and "deactivated" in right.get_data(as_text=True)
+    wrong = client.post_form("/auth/login", {"login": "sam", "password": "not-the-password"})
+    assert wrong.status_code == 422 and "deactivated" not in wrong.get_data(as_text=True)
+    assert client.get("/dashboard").status_code == 302
+
+
+def test_the_account_page_shows_the_last_sign_in(app, client, login_as, admin, make_user):
+    make_user("sam")
+    login_as(admin)
+    assert "Never" in client.get("/admin/users/sam").get_data(as_text=True)
+    app.test_client().post_form("/auth/login", {"login": "sam", "password": PASSWORD})
+    page = client.get("/admin/users/sam").get_data(as_text=True)
+    assert "<dt>Last sign-in</dt><dd>Never" not in page
+    assert db.session.scalar(select(User.last_sign_in_at).where(User.username == "sam"))

@@ -24,6 +24,7 @@ from app.blueprints.notifications.services import notify
 from app.errors import InvalidInput, Throttled
 from app.extensions import db
 from app.models import Role, User
+from app.models.user import utcnow
 from app.web import attempts_left, count_attempt, forget_attempts, seconds_until_allowed
 
 T = TypeVar("T")
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 COMMON_PASSWORDS_FILE = Path(__file__).with_name("common_passwords.txt")
 LOGIN_FAILED = "That username or email and password do not match an account."
+DEACTIVATED = "This account is deactivated. Ask your school's admin."
 LOCKED_OUT = (
     "Too many failed sign-ins for this account. Wait 15 minutes, sign in from a browser you "
     "have signed in with before, or ask your school's admin."
@@ -266,7 +268,11 @@ def authenticate(
             _tell_owner_of_lockout(user, lockout, key)
         raise InvalidInput({"login": LOGIN_FAILED})
     forget_attempts(lockout, scope, key)
-    db.session.commit()  # a rehashed password, if the cost changed
+    if not user.is_active:  # only the right password learns that the account is deactivated
+        log.warning("sign-in refused for %s from %s: deactivated", shown_in_log(login), address)
+        raise InvalidInput({"login": DEACTIVATED})
+    user.last_sign_in_at = utcnow()
+    db.session.commit()  # and a rehashed password, if the cost changed
     return SignedIn(user, new_device_cookie(user))
 
 

@@ -139,9 +139,8 @@ def rooms_of(user: User) -> list[RoomSummary]:
         .scalar_subquery()
     )
     query = (
-        select(
-            ChatRoom, func.coalesce(Course.title, other.full_name), newest, unread, other.deactivated_at
-        )
+        select(ChatRoom, func.coalesce(Course.title, other.full_name))
+        .add_columns(newest, unread, other.deactivated_at)
         .outerjoin(Course, Course.id == ChatRoom.course_id)
         .outerjoin(other, and_(ChatRoom.course_id.is_(None), other.id == other_id))
         .where(mine)
