@@ -250,7 +250,9 @@ def authenticate(
     lockout = current_app.config["LOGIN_ACCOUNT_LOCKOUT"]
     device = trusted_device(device_cookie, user)
     scope, key = ("device-lockout", device) if device else ("lockout", _lockout_key(login, user))
-    if not attempts_left(lockout, scope, key):
+    # Counted before the password is checked: a burst of guesses sent at once cannot all
+    # pass the check while the first ones are still being verified.
+    if not count_attempt(lockout, scope, key):
         log.warning("sign-in refused for %s from %s: locked", shown_in_log(login), address)
         raise Throttled(LOCKED_OUT, seconds_until_allowed(lockout, scope, key))
     if user is None:
@@ -259,7 +261,6 @@ def authenticate(
     else:
         ok = verify_password(user, password)
     if not ok:
-        count_attempt(lockout, scope, key)
         reason = "no such account" if user is None else "wrong password"
         if device:
             reason += " (from a browser that signed in before)"
