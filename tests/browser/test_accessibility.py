@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 from sqlalchemy import select
 from werkzeug.exceptions import HTTPException
 
+from app.blueprints.auth import links
 from app.blueprints.enrollments.services import enroll
 from app.blueprints.notifications.services import notify
 from app.extensions import db
@@ -133,7 +134,24 @@ def test_every_page_passes_axe_for_every_role(app, page, visit, make_user, make_
         if role == "teacher":
             page.goto(f"/chat/{room.id}")
             check("chat-room-teacher")
+        if role == "admin":
+            page.goto("/admin/users")
+            check("admin-users")
+            page.goto("/admin/users/astudent")
+            check("admin-user")
+            page.goto("/admin/import")
+            check("admin-import-empty")
+            page.goto("/admin/audit")
+            check("admin-audit-empty")
         page.get_by_role("button", name="Sign out").click()
+
+    with app.test_request_context():
+        reset_link = f"/auth/reset/{links.make_token(users['student'])}"
+    page.goto(reset_link)
+    check("reset")
+    page.get_by_role("button", name="Set password").click()
+    expect(page.locator("#new_password-error")).to_be_visible()
+    check("reset-422")
 
     sign_in("early")  # enrolled: may rate and download
     page.goto(f"/courses/{course.id}/materials")

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.browser
 def test_an_admin_imports_a_class_and_prints_the_links(
     page, visit, make_user, make_course, tmp_path
 ):
-    make_user("ada", role="admin", full_name="Ada Admin")
+    make_user("headteacher", role="admin", full_name="Ada Admin")
     course = make_course(make_user("tina", role="teacher"), title="Geography", capacity=3)
     rows = [
         f"pupil{n};Pupil Número {n};pupil{n}@school.example;student;{course.id}"
@@ -30,7 +30,7 @@ def test_an_admin_imports_a_class_and_prints_the_links(
         ("\ufeffusername;full_name;email;role;courses\r\n" + "\r\n".join(rows)).encode()
     )
 
-    sign_in(page, "ada", PASSWORD)
+    sign_in(page, "headteacher", PASSWORD)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Admin").click()
     expect(page.get_by_role("heading", name="Accounts")).to_be_visible()
     visit(page, "admin-accounts")
@@ -66,12 +66,12 @@ def test_an_admin_imports_a_class_and_prints_the_links(
 
 
 def test_an_admin_deactivates_a_student_who_has_a_page_open(page, second_page, visit, make_user):
-    make_user("ada", role="admin", full_name="Ada Admin")
+    make_user("headteacher", role="admin", full_name="Ada Admin")
     make_user("sam", full_name="Sam Student")
     sign_in(second_page, "sam", PASSWORD)
     second_page.goto("/notifications")
 
-    sign_in(page, "ada", PASSWORD)
+    sign_in(page, "headteacher", PASSWORD)
     page.goto("/admin/users")
     page.get_by_label("Name, username or email").fill("sam")
     expect(page.locator("#accounts tbody tr")).to_have_count(1)
