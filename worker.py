@@ -8,10 +8,12 @@ limits, one client can take every slot with requests that never finish arriving.
 - cuts off a request body that arrives slower than GUNICORN_BODY_MIN_RATE bytes a second after
   a grace of GUNICORN_BODY_TIMEOUT seconds (408, and the connection is closed);
 - refuses a new connection (429 with Retry-After, then closed) from an address that already
-  holds GUNICORN_PENDING_PER_ADDRESS connections that are not open WebSockets. Open WebSockets
-  need a signed-in person and the app holds each person to 10 of them, so a school behind one
-  address keeps its tabs. Behind a reverse proxy every connection comes from the proxy: the
-  cap is off by default there (TRUSTED_PROXIES), and the proxy's `limit_conn` does that job.
+  holds GUNICORN_PENDING_PER_ADDRESS connections that are not open WebSockets. A connection
+  stops counting only when the app has accepted its WebSocket handshake (signed in, our
+  origin, and the app holds each person to 10 sockets), so a school behind one address keeps
+  its tabs, and neither an Upgrade header nor a refused handshake frees a slot. Behind a
+  reverse proxy every connection comes from the proxy: the cap is off by default there
+  (TRUSTED_PROXIES), and the proxy's `limit_conn` does that job.
 
 This module is imported by gunicorn's master, before the workers fork and patch the standard
 library: it must not import the app (or anything that starts threads or imports ssl).
@@ -28,14 +30,14 @@ from collections import Counter
 import gevent
 from gunicorn.workers.ggevent import GeventWorker
 
+_REFUSAL = b"Too many connections from your address. Try again.\n"
 TOO_MANY = (
     b"HTTP/1.1 429 Too Many Requests\r\n"
     b"Content-Type: text/plain; charset=utf-8\r\n"
     b"Retry-After: 10\r\n"
     b"Connection: close\r\n"
-    b"Content-Length: 52\r\n"
-    b"\r\n"
-    b"Too many connections from your address. Try again.\n"
+    b"Content-Length: " + str(len(_REFUSAL)).encode() + b"\r\n"
+    b"\r\n" + _REFUSAL
 )
 # The most a read may ask for when the body's length is not known (chunked).
 UNKNOWN_LENGTH_STEP = 64 * 1024
@@ -103,6 +105,12 @@ class DeadlineBody:
         return line
 
 
+# The app calls this environ entry once it accepts a WebSocket handshake (signed in, our
+# origin, under the person's socket limit): from then on the connection waits by design and
+# no longer counts against its address.
+WEBSOCKET_ACCEPTED = "campus.websocket_accepted"
+
+
 class CampusWorker(GeventWorker):
     def init_process(self) -> None:
         self.body_grace = setting("GUNICORN_BODY_TIMEOUT", 10.0)
@@ -110,8 +118,21 @@ class CampusWorker(GeventWorker):
         behind_proxy = int(os.environ.get("TRUSTED_PROXIES") or 0) > 0
         self.pending_cap = int(setting("GUNICORN_PENDING_PER_ADDRESS", 0 if behind_proxy else 500))
         self.pending: Counter[str] = Counter()
-        self.connection_address: dict[int, str] = {}  # id(client) -> address, while pending
+        # id(client) -> [address, counted]: each open connection, and whether it counts now.
+        self.connections: dict[int, list] = {}
         super().init_process()
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        app = self.wsgi
+
+        def with_socket_hook(environ, start_response):
+            state = self.connections.get(id(environ.get("gunicorn.socket")))
+            if state is not None:
+                environ[WEBSOCKET_ACCEPTED] = lambda: self._uncount(state)
+            return app(environ, start_response)
+
+        self.wsgi = with_socket_hook
 
     def timeout_ctx(self):
         # The wait for a request line and its headers, the first request included.
@@ -122,30 +143,33 @@ class CampusWorker(GeventWorker):
         if self.pending_cap and self.pending[address] >= self.pending_cap:
             refuse(client)
             return
+        state = self.connections[id(client)] = [address, True]
         self.pending[address] += 1
-        self.connection_address[id(client)] = address
         try:
             super().handle(listener, client, addr)
         finally:
-            self._no_longer_pending(client)
+            self.connections.pop(id(client), None)
+            self._uncount(state)
 
-    def _no_longer_pending(self, client) -> None:
-        address = self.connection_address.pop(id(client), None)
-        if address is not None:
+    def _uncount(self, state: list) -> None:
+        address, counted = state
+        if counted:
+            state[1] = False
             self.pending[address] -= 1
             if self.pending[address] <= 0:
                 del self.pending[address]
 
     def handle_request(self, listener_name, req, sock, addr):
-        if _upgrade_header(req) == "websocket":
-            # An open WebSocket waits by design; the app limits them per person.
-            self._no_longer_pending(sock)
         length = getattr(req.body.reader, "length", None)  # None: chunked
         body = req.body = DeadlineBody(req.body, length, self.body_grace, self.body_min_rate)
         try:
             return super().handle_request(listener_name, req, sock, addr)
         finally:
             body.active = False
+            state = self.connections.get(id(sock))
+            if state is not None and not state[1]:  # a socket ended, the connection goes on
+                state[1] = True
+                self.pending[state[0]] += 1
 
 
 def refuse(client) -> None:
@@ -158,10 +182,3 @@ def refuse(client) -> None:
         client.recv(65536)
     with contextlib.suppress(OSError):
         client.close()
-
-
-def _upgrade_header(req) -> str:
-    for name, value in req.headers:
-        if name == "UPGRADE":
-            return value.strip().lower()
-    return ""

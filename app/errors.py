@@ -103,6 +103,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
         status = error.code or 500
+        if status == 408:
+            # Only a client too slow to send its request gets this, often hundreds at once
+            # in an attack: a few bytes, no page to render.
+            return TITLES[408][1], 408, {"Content-Type": "text/plain; charset=utf-8"}
         message = None
         if status == 413 and g.get("spool_uploads"):
             message = (

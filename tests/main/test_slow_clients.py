@@ -4,6 +4,8 @@ and one address cannot take every connection (DESIGN.md "Security")."""
 
 from __future__ import annotations
 
+import contextlib
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -182,3 +184,90 @@ def test_one_address_cannot_take_every_connection(server):
         again.sendall(b"GET /courses HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         status, _ = read_answer(again)
     assert status == 200
+
+
+def hold_the_cap(server: str, first: bytes = b"", extra_headers: str = "") -> list[socket.socket]:
+    """PENDING_CAP connections from 127.0.0.1, each stalled in a login body."""
+    stalled = []
+    try:
+        for _ in range(PENDING_CAP):
+            sock = connect(server)
+            stalled.append(sock)
+            if first:  # a request answered first on the same connection
+                sock.sendall(first)
+                assert whole_response(sock).startswith(b"HTTP/1.1 ")
+            request = head("POST", "/auth/login", 10_000, kind=FORM)
+            if extra_headers:
+                request = request.replace(b"\r\n\r\n", f"\r\n{extra_headers}\r\n\r\n".encode())
+            sock.sendall(request)
+        time.sleep(0.3)
+        for sock in stalled:  # each was let in: it waits for its body, no 429 came back
+            sock.settimeout(0.01)
+            with contextlib.suppress(TimeoutError):
+                assert not sock.recv(65536), "a stalled connection was answered"
+    except BaseException:
+        for sock in stalled:
+            sock.close()
+        raise
+    return stalled
+
+
+def whole_response(sock: socket.socket) -> bytes:
+    """One response with a Content-Length, read to its end; the connection stays open."""
+    sock.settimeout(5)
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += sock.recv(65536)
+    head_part, _, body = received.partition(b"\r\n\r\n")
+    length = int(re.search(rb"(?i)content-length: (\d+)", head_part).group(1))
+    while len(body) < length:
+        body += sock.recv(65536)
+    return received
+
+
+def refused_at_once(server: str) -> bool:
+    with connect(server) as sock:
+        status, _ = read_answer(sock)
+    return status == 429
+
+
+def test_an_upgrade_header_does_not_free_a_slot(server):
+    stalled = hold_the_cap(server, extra_headers="Upgrade: websocket")
+    try:
+        assert refused_at_once(server)
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+def test_a_refused_handshake_does_not_free_a_slot(server):
+    handshake = (
+        b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    stalled = hold_the_cap(server, first=handshake)  # 401: no session
+    try:
+        assert refused_at_once(server)
+    finally:
+        for sock in stalled:
+            sock.close()
+
+
+def test_open_websockets_do_not_count_against_the_address(server, make_user):
+    from tests.chat.test_live import socket_of
+
+    make_user("sam")
+    browser = LiveClient(server)
+    browser.sign_in("sam", PASSWORD)
+    tabs = [socket_of(server, browser) for _ in range(10)]
+    try:
+        # Beside ten open tabs, the address still has its whole cap for other connections.
+        stalled = hold_the_cap(server)
+        try:
+            assert refused_at_once(server)  # and no more
+        finally:
+            for sock in stalled:
+                sock.close()
+    finally:
+        for tab in tabs:
+            tab.close()

@@ -83,6 +83,10 @@ def check_handshake():
             message, status = refused
             headers = {"Retry-After": "30"} if status == 429 else {}
             return Response(message, status=status, headers=headers, mimetype="text/plain")
+        # Accepted: gunicorn's worker (worker.py) stops counting this connection against its
+        # address's connection cap, as an open tab's socket waits by design.
+        if accepted := request.environ.get("campus.websocket_accepted"):
+            accepted()
         # No permessage-deflate: a fragment is a few hundred bytes, and compressing it once
         # for every member's socket costs more time than it saves (BENCHMARKS.md).
         request.environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
