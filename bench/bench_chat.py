@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import re
 import resource
@@ -28,24 +29,25 @@ from server import bench_environment, gunicorn, migrate
 from websockets.asyncio.client import connect
 
 MARK = re.compile(r"bench-(\d+)-")
-IDLE_USERS = 100
 
 
-def seed(env: dict[str, str], members: int) -> tuple[int, list[str], list[str]]:
-    """A course with its teacher and `members - 1` enrolled students, and some people who are
-    only connected. Returns the room id and session cookies (members, idle) signed with the
-    server's key, so that thousands of sockets need no thousands of sign-ins."""
+def seed(env: dict[str, str], members: int, sockets: int) -> tuple[int, list[str], list[str]]:
+    """A course with its teacher and `members - 1` enrolled students, and enough people who
+    are only connected for the other sockets at the app's limit of sockets per person (10:
+    the 11th is refused). Returns the room id and session cookies (members, idle) signed with
+    the server's key, so that thousands of sockets need no thousands of sign-ins."""
     os.environ.update(env)
     from app import create_app
     from app.extensions import db
     from app.models import ChatRoom, Course, Enrollment, User
 
     app = create_app("production")
+    idle_people = math.ceil(max(sockets - members, 0) / app.config["SOCKETS_PER_PERSON"])
     with app.app_context():
         people = [
             User(username=f"p{n}", email=f"p{n}@bench.example", full_name=f"Person {n}",
                  role="teacher" if n == 0 else "student", password_hash="-", bio="")
-            for n in range(members + IDLE_USERS)
+            for n in range(members + idle_people)
         ]  # fmt: skip
         db.session.add_all(people)
         db.session.flush()
@@ -126,6 +128,7 @@ async def run(url: str, room_id: int | None, members: list[str], idle: list[str]
     began = time.perf_counter()
     member_sockets = await asyncio.gather(*(open_one(c, True) for c in members))
     idle_count = max(sockets - len(members), 0)
+    # Round robin: each idle person holds at most SOCKETS_PER_PERSON sockets (seed).
     idle_cookies = [idle[n % len(idle)] if idle else None for n in range(idle_count)]
     idle_sockets = await asyncio.gather(*(open_one(c, False) for c in idle_cookies))
     opened = time.perf_counter() - began
@@ -170,7 +173,7 @@ def main() -> None:
 
     env = bench_environment()
     migrate(env)
-    room_id, members, idle = seed(env, args.members)
+    room_id, members, idle = seed(env, args.members, args.sockets)
     database = env["DATABASE_URL"].split(":")[0]
     print(f"database: {database}; {args.sockets} sockets, {args.members} in the room, "
           f"{args.messages} messages; open files limit {hard}")  # fmt: skip
