@@ -285,6 +285,14 @@ def test_a_deactivated_name_says_so_where_others_see_it(
     client.post_form("/admin/users/tina/deactivate")
     client.post_form("/auth/logout")
     login_as(sam)
+    client.post_form("/auth/logout")
+    login_as(admin)
+    people = client.get("/search/users?q=tina").get_data(as_text=True)
+    assert re.search(r'data-username="tina">\s*<a [^>]+>.*?\(deactivated\)</a>', people)
+    courses = client.get("/search/courses?q=geography").get_data(as_text=True)
+    assert "Tina Teacher (deactivated)" in courses
+    client.post_form("/auth/logout")
+    login_as(sam)
     for url in (f"/courses/{course.id}", f"/chat/{room_id}", "/courses"):
         assert "Tina Teacher (deactivated)" in client.get(url).get_data(as_text=True), url
 
