@@ -11,7 +11,10 @@ browser sends them (multipart), each timed until its whole answer has arrived, a
 was stored (every account, every enrolment and waitlist place). The floor round inserts the
 same user rows, then their enrolment rows, with SQLAlchemy Core in this process and commits.
 
-    .venv/bin/python bench/bench_import.py [--lines 1000] [--rounds 5]
+    .venv/bin/python bench/bench_import.py [--lines 1000] [--rounds 5] [--existing 0]
+
+--existing N puts N students (not enrolled) in every round's database and search index first:
+the index the confirm writes to is then a school's size, not nearly empty.
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ def counted(places: list[tuple[str, int, str]]) -> dict[tuple[int, str], int]:
 class Database:
     """One round's fresh database, migrated and seeded, and an app in this process to read it."""
 
-    def __init__(self, admin_hash: str) -> None:
+    def __init__(self, admin_hash: str, existing: int = 0, index: bool = False) -> None:
         workdir = Path(tempfile.mkdtemp(prefix="campus-bench-import-"))
         self.env = bench_environment(
             SEARCH_INDEX_DIR=str(workdir / "search_index"), UPLOAD_DIR=str(workdir / "uploads")
@@ -97,7 +100,12 @@ class Database:
             "production", SQLALCHEMY_DATABASE_URI=self.url, SEARCH_CHECK_ON_START=False,
             SEARCH_INDEX_DIR=self.env["SEARCH_INDEX_DIR"], UPLOAD_DIR=self.env["UPLOAD_DIR"],
         )  # fmt: skip
+        self.existing = existing
         self.capacity = self._seed(admin_hash)
+        if index:  # built here, so the server starts on an index that holds everyone
+            from app.search.store import rebuild
+
+            rebuild(self.app)
 
     def _drop_schema(self) -> None:
         from sqlalchemy import create_engine, text
@@ -109,6 +117,8 @@ class Database:
         engine.dispose()
 
     def _seed(self, admin_hash: str) -> dict[int, int | None]:
+        from sqlalchemy import insert
+
         from app.extensions import db
         from app.models import Course, User
 
@@ -126,12 +136,21 @@ class Database:
             ]  # fmt: skip
             db.session.add_all(courses)
             db.session.commit()
+            if self.existing:
+                students = [
+                    {"username": f"former{n:06}", "email": f"former{n}@school.example",
+                     "full_name": f"{FIRST[n % len(FIRST)]} {LAST[n % len(LAST)]} {n}",
+                     "role": "student", "password_hash": "!", "bio": ""}
+                    for n in range(self.existing)
+                ]  # fmt: skip
+                db.session.execute(insert(User.__table__), students)
+                db.session.commit()
             capacity = {course.id: course.capacity for course in courses}
             db.engine.dispose()
             return capacity
 
     def counts(self) -> tuple[int, dict[tuple[int, str], int]]:
-        """Students, and enrolment rows by (course id, status)."""
+        """Students added to the seeded ones, and enrolment rows by (course id, status)."""
         from sqlalchemy import func, select
 
         from app.extensions import db
@@ -148,7 +167,7 @@ class Database:
             ).all()
             db.session.remove()
             db.engine.dispose()
-            return students, {(course, status): n for course, status, n in places}
+            return students - self.existing, {(course, status): n for course, status, n in places}
 
 
 def post_multipart(
@@ -191,8 +210,8 @@ def confirm_fields(page: str) -> dict[str, str]:
     return {"confirm": token, "content": text}
 
 
-def http_round(admin_hash: str, lines: int) -> tuple[str, float, float, int, int]:
-    database = Database(admin_hash)
+def http_round(admin_hash: str, lines: int, existing: int) -> tuple[str, float, float, int, int]:
+    database = Database(admin_hash, existing, index=True)
     content, people = class_list(lines, list(database.capacity))
     expected = counted(places_of(people, database.capacity))
     enrolled = sum(n for (_c, status), n in expected.items() if status == "enrolled")
@@ -216,7 +235,7 @@ def http_round(admin_hash: str, lines: int) -> tuple[str, float, float, int, int
     return database.name, preview_seconds, confirm_seconds, enrolled + waitlisted, waitlisted
 
 
-def floor_round(admin_hash: str, lines: int) -> float:
+def floor_round(admin_hash: str, lines: int, existing: int) -> float:
     """The same rows inserted with one executemany per table (and one SELECT of the new ids in
     between), in one transaction."""
     from sqlalchemy import insert, select
@@ -224,7 +243,7 @@ def floor_round(admin_hash: str, lines: int) -> float:
     from app.extensions import db
     from app.models import Enrollment, User
 
-    database = Database(admin_hash)
+    database = Database(admin_hash, existing)
     _content, people = class_list(lines, list(database.capacity))
     places = places_of(people, database.capacity)
     users = [
@@ -266,6 +285,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--existing", type=int, default=0,
+                        help="students already in the school (and its search index)")  # fmt: skip
     args = parser.parse_args()
 
     import argon2
@@ -276,16 +297,17 @@ def main() -> None:
     admin_hash = argon2.PasswordHasher.from_parameters(profile).hash(PASSWORD)
     previews, confirms, floors = [], [], []
     for round_ in range(1, args.rounds + 1):
-        floors.append(floor_round(admin_hash, args.lines))
+        floors.append(floor_round(admin_hash, args.lines, args.existing))
         database, preview_seconds, confirm_seconds, places, waitlisted = http_round(
-            admin_hash, args.lines
+            admin_hash, args.lines, args.existing
         )
         previews.append(preview_seconds)
         confirms.append(confirm_seconds)
         print(f"round {round_}: preview {preview_seconds:5.2f} s, confirm {confirm_seconds:5.2f}"
               f" s, executemany floor {floors[-1]:6.3f} s", flush=True)  # fmt: skip
 
-    print(f"\n{database}, {args.lines} lines, {args.rounds} rounds on a fresh database each "
+    school = f" with {args.existing} students already there" if args.existing else ""
+    print(f"\n{database}, {args.lines} lines, {args.rounds} rounds on a fresh database{school} "
           f"(every round checked: {args.lines} accounts and {places} enrolment rows stored, "
           f"{waitlisted} of them waitlisted); min / median / max")  # fmt: skip
     print(f"preview (POST file):     {spread(previews)}   {verdict(previews)}")
