@@ -239,22 +239,26 @@ class _Moved(Exception):
 
 
 def write_changes(writer, name: str, connection, changes: Changes) -> None:
+    """Delete every changed document, then add back those whose rows remain. One searcher
+    serves all the deletions: Whoosh's `update_document` opens a reader of the whole index
+    for each document, which made an import of 1,000 accounts into a school of 20,000 spend
+    8 s here."""
     if name == "courses":
-        for teacher_id in changes.teachers:
-            writer.delete_by_term("teacher_id", str(teacher_id))
-        found = set()
-        for row in course_rows(connection, changes.courses, changes.teachers):
-            found.add(row["id"])
-            writer.update_document(**course_document(row))
-        for course_id in changes.courses - found:
-            writer.delete_by_term("id", str(course_id))
+        documents = (
+            course_document(row)
+            for row in course_rows(connection, changes.courses, changes.teachers)
+        )
+        stale = [("teacher_id", str(teacher_id)) for teacher_id in changes.teachers]
+        stale += [("id", str(course_id)) for course_id in changes.courses]
     else:
-        found = set()
-        for document in user_documents(connection, changes.users):
-            found.add(int(document["id"]))
-            writer.update_document(**document)
-        for user_id in changes.users - found:
-            writer.delete_by_term("id", str(user_id))
+        documents = user_documents(connection, changes.users)
+        stale = [("id", str(user_id)) for user_id in changes.users]
+    documents = list(documents)
+    with writer.searcher() as searcher:
+        for field, value in stale:
+            writer.delete_by_term(field, value, searcher=searcher)
+    for document in documents:
+        writer.add_document(**document)
 
 
 # Rebuilding -------------------------------------------------------------------------------

@@ -218,3 +218,30 @@ def test_only_admins_may_send_a_class_list(client, login_as, make_user, courses)
     response = preview(client, class_list(*[c.id for c in courses]))
     assert response.status_code == 403
     assert db.session.scalar(select(func.count(User.id))) == 2
+
+
+def test_a_browser_sending_the_list_back_with_crlf_still_confirms(client, login_as, admin):
+    login_as(admin)
+    content = (HEADER + "\n" + good_line(1) + "\n" + good_line(2)).encode()  # LF only
+    fields = confirm_fields(preview(client, content).get_data(as_text=True))
+    fields["content"] = fields["content"].replace("\n", "\r\n")  # as a textarea is submitted
+    done = client.post_form("/admin/import", fields, content_type="multipart/form-data")
+    assert done.status_code == 200
+    assert db.session.scalar(select(func.count(User.id))) == 3
+
+
+def test_the_result_page_reads_the_new_accounts_in_a_fixed_number_of_queries(
+    client, login_as, admin, count_queries
+):
+    login_as(admin)
+
+    def selects_of_users(first: int, count: int) -> int:
+        lines = [good_line(n) for n in range(first, first + count)]
+        content = (HEADER + "\n" + "\n".join(lines)).encode()
+        fields = confirm_fields(preview(client, content).get_data(as_text=True))
+        with count_queries() as statements:
+            done = client.post_form("/admin/import", fields, content_type="multipart/form-data")
+        assert done.get_data(as_text=True).count("/auth/reset/") == count
+        return sum(1 for s in statements if s.lstrip().startswith("SELECT") and "FROM users" in s)
+
+    assert selects_of_users(100, 5) == selects_of_users(200, 40)

@@ -276,10 +276,16 @@ def accounts_of(token: str) -> list[User]:
     return [user for user in users if user.password_hash.startswith("!") and user.is_active]
 
 
+def same_lines(content: str) -> str:
+    """The text with LF line ends: a browser sends a form's text back with CRLF, whatever the
+    file had."""
+    return content.replace("\r\n", "\n")
+
+
 def sign(content: str, admin_id: int) -> str:
     """The confirm's token: this file, previewed by this admin."""
     key = current_app.config["SECRET_KEY"].encode()
-    digest = hashlib.sha256(content.encode()).hexdigest()
+    digest = hashlib.sha256(same_lines(content).encode()).hexdigest()
     return hmac.new(key, f"import:{admin_id}:{digest}".encode(), hashlib.sha256).hexdigest()
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from flask import url_for
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import func, inspect, or_, select, text
 from werkzeug.datastructures import MultiDict
 
 from app import audit
@@ -266,6 +266,10 @@ def new_account_links(users: list[User]) -> list[PasswordLink]:
     """A set-password link for each new account of an import (the import's audit row covers
     them)."""
     expires = utcnow() + links.lifetime("admin")
+    # One query for all of them: the commit expired each (reading `.id` would load each).
+    ids = [inspect(user).identity[0] for user in users]
+    by_id = {user.id: user for user in db.session.scalars(select(User).where(User.id.in_(ids)))}
+    users = [by_id[user_id] for user_id in ids if user_id in by_id]
     return [
         PasswordLink(
             user, url_for("auth.reset", token=links.make_token(user), _external=True), expires
