@@ -3,15 +3,21 @@ does a visitor still get GET /courses while one address opens thousands of conne
 request bodies trickle in, with and without 5,000 open chat WebSockets?
 
 A probe (its own address, 127.0.0.2) asks for /courses every 100 ms on a new connection:
-alone first (the baseline), then during the attack. The attacker (127.0.0.1) opens its
+alone first (the baseline), then during each attack. The attacker (127.0.0.1) opens its
 connections as fast as it can, each sending the headers of POST /auth/login with a
 Content-Length it never completes, then one byte every few seconds. The worker should refuse
 at once (429) whatever one address holds beyond its cap, and cut the others off (408, closed)
-at their body deadline. Last, the same attack while 5,000 idle WebSockets are open (500
+at their body deadline. Two variants try to slip past the cap, each paced at 500 new
+connections every 0.3 s: the slow POSTs carry `Upgrade: websocket` (upgrade-header), or each
+connection first sends a WebSocket handshake without a session, reads its 401, and then sends
+the slow POST (refused-handshake). Every second or less the bench counts the established
+connections from the attacker's address to the server's port (/proc/net/tcp): at most the
+cap should be held at once. Last, the plain attack while 5,000 idle WebSockets are open (500
 people x 10 tabs, the app's limit, from 127.0.0.3-127.0.0.12); they must all stay open.
 
     .venv/bin/python bench/bench_slow_clients.py [--quick] [--attackers 6300] [--sockets 5000]
         [--length 100000] [--baseline-seconds 30] [--attack-seconds 40]
+        [--phases baseline,attack,upgrade-header,refused-handshake,sockets]
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ import multiprocessing
 import os
 import resource
 import runpy
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -46,6 +54,11 @@ PROBE_TIMEOUT = 10.0  # a probe request that takes longer counts as an error
 TRICKLE_EVERY = 3.0  # the attacker sends one more byte of its body this often
 CONNECTING_AT_ONCE = 512  # attacker connects in flight: below the listen backlog (2048)
 HANDSHAKES_AT_ONCE = 64  # WebSocket handshakes in flight
+PACE = (500, 0.3)  # the paced attacks: this many new connections, every this many seconds
+HELD_EVERY = 0.5  # seconds between two counts of the attacker's established connections
+# The phases, in the order they run: the plain attack, its two variants that try to slip
+# past the per-address cap, then the plain attack with the sockets open.
+PHASES = ("baseline", "attack", "upgrade-header", "refused-handshake", "sockets")
 # werkzeug reads a form in pieces of at most 64 KiB: the worker's deadline for a body that
 # never completes its first piece is grace + min(length, 64 KiB) / min_rate.
 FORM_READ = 64 * 1024
@@ -201,46 +214,112 @@ class Server:
         return children(self.master) != [self.worker]
 
 
+def proc_address(ip: str) -> str:
+    """An IPv4 address as /proc/net/tcp writes it: the 32-bit number in the host's order."""
+    return f"{struct.unpack('=I', socket.inet_aton(ip))[0]:08X}"
+
+
+def attacker_connections(port: int) -> tuple[float, int, int]:
+    """When the count began, and the established connections from ATTACKER_SOURCE to the
+    server's port, seen from the server's side: all of them, and those the worker has
+    accepted (a connection still in the listen queue has no socket, so its inode is 0). The
+    table is read in pieces while it changes, so a connection can be listed twice: each
+    counts once."""
+    began = time.monotonic()
+    local_end = f":{port:04X}"
+    remote_start = proc_address(ATTACKER_SOURCE) + ":"
+    seen: dict[str, bool] = {}  # remote address -> accepted
+    with open("/proc/net/tcp") as table:
+        next(table)
+        for line in table:
+            # sl, local address, remote address, state, queues, timer, retransmits, uid,
+            # timeout, inode
+            fields = line.split(None, 10)
+            if (
+                fields[3] == "01"  # ESTABLISHED
+                and fields[1].endswith(local_end)
+                and fields[2].startswith(remote_start)
+            ):
+                seen[fields[2]] = seen.get(fields[2], False) or fields[9] != "0"
+    return began, len(seen), sum(seen.values())
+
+
+def listen_overflows() -> int:
+    """The kernel's count of connections dropped because a listen queue was full (TcpExt
+    ListenOverflows): for the whole machine, other programs' queues included."""
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    for names, values in zip(lines[::2], lines[1::2], strict=False):
+        if names.startswith("TcpExt:"):
+            return int(dict(zip(names.split(), values.split(), strict=True))["ListenOverflows"])
+    return -1
+
+
 @dataclass
 class Watch:
-    """Samples of the server's memory and the worker's open files during a phase."""
+    """Samples of the server's memory and the worker's open files during a phase, and counts
+    of the attacker's established connections."""
 
     server: Server
+    port: int
     rss: list[float] = field(default_factory=list)
     files: list[int] = field(default_factory=list)
+    held: list[tuple[float, int, int]] = field(default_factory=list)  # (when, all, accepted)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             self.rss.append(self.server.rss())
             self.files.append(open_files(self.server.worker))
+            self.held.append(await asyncio.to_thread(attacker_connections, self.port))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.5)
+                await asyncio.wait_for(stop.wait(), HELD_EVERY)
 
 
 # The attacker.
 
 
+def status_of(data: bytes) -> int:
+    return int(data.split(b" ", 2)[1]) if data.startswith(b"HTTP/") else 0
+
+
 @dataclass
 class Attempt:
     connected: float | None = None
-    answered: float | None = None  # the first byte of a response
+    posted: float | None = None  # the slow POST's headers were sent
+    answered: float | None = None  # the first byte of a response to the slow POST
     closed: float | None = None  # the server ended the connection (end of file or reset)
+    first: bytes = b""  # the answer to the handshake sent before the slow POST, if any
     received: bytes = b""
     error: str = ""
 
     @property
     def status(self) -> int:
-        if self.received.startswith(b"HTTP/"):
-            return int(self.received.split(b" ", 2)[1])
-        return 0
+        return status_of(self.received)
 
     @property
     def refused(self) -> bool:
         """The worker's own 429, sent before reading the request."""
-        return self.status == 429 and b"Too many connections" in self.received
+        answer = self.first or self.received
+        return status_of(answer) == 429 and b"Too many connections" in answer
 
 
-async def attack_one(port: int, head: bytes, until: float, gate: asyncio.Semaphore) -> Attempt:
+async def read_response(reader: asyncio.StreamReader) -> bytes:
+    """One response with a Content-Length (the app's answer to a refused handshake, or the
+    worker's 429), read whole, leaving the connection open."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    return head + await reader.readexactly(length)
+
+
+async def attack_one(
+    port: int, head: bytes, until: float, gate: asyncio.Semaphore, first: bytes = b""
+) -> Attempt:
+    """One connection: `first` (a request whose whole answer is read), then `head`, the
+    headers of the slow POST, then a byte every TRICKLE_EVERY seconds until the server ends
+    the connection or `until`."""
     attempt = Attempt()
     async with gate:
         try:
@@ -263,33 +342,96 @@ async def attack_one(port: int, head: bytes, until: float, gate: asyncio.Semapho
             attempt.error = type(error).__name__
         attempt.closed = time.monotonic()
 
-    reading = asyncio.create_task(read_to_end())
+    reading = None
     try:
+        if first:
+            writer.write(first)
+            try:
+                left = max(0.1, until - time.monotonic())
+                attempt.first = await asyncio.wait_for(read_response(reader), left)
+            except (OSError, TimeoutError, asyncio.IncompleteReadError) as error:
+                attempt.error = f"first request: {type(error).__name__}"
+                attempt.closed = time.monotonic()
+                return attempt
+            if attempt.refused:  # the worker's 429 comes with its close
+                reading = asyncio.create_task(read_to_end())
+                await asyncio.wait({reading}, timeout=max(0.1, until - time.monotonic()))
+                return attempt
+        reading = asyncio.create_task(read_to_end())
         writer.write(head)
+        attempt.posted = time.monotonic()
         while not reading.done() and (left := until - time.monotonic()) > 0:
             await asyncio.wait({reading}, timeout=min(TRICKLE_EVERY, left))
             if not reading.done() and not writer.transport.is_closing():
                 writer.write(b"a")  # one more byte of the login field
     finally:
-        if not reading.done():
+        if reading is not None and not reading.done():
             reading.cancel()
         writer.transport.abort()
-    attempt.received = bytes(received)
+        attempt.received = bytes(received)
     return attempt
 
 
-async def attack(port: int, count: int, length: int, seconds: float) -> list[Attempt]:
-    head = (
+def slow_post(port: int, length: int, upgrade: bool = False) -> bytes:
+    """The headers of a sign-in whose body will trickle in, the start of that body; with
+    `upgrade`, naming `Upgrade: websocket` (without `Connection: Upgrade`)."""
+    return (
         f"POST /auth/login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-        f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {length}\r\n\r\n"
-        "login="
+        + ("Upgrade: websocket\r\n" if upgrade else "")
+        + "Content-Type: application/x-www-form-urlencoded\r\n"
+        f"Content-Length: {length}\r\n\r\nlogin="
     ).encode()
-    until = time.monotonic() + seconds
+
+
+def refused_handshake(port: int) -> bytes:
+    """A WebSocket handshake for the chat without a session: the app answers 401."""
+    return (
+        f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        f"Sec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1:{port}\r\n\r\n"
+    ).encode()
+
+
+# Each attack: what it is called, how it is described, and whether it is paced.
+ATTACKS = {
+    "attack": ("attack", "slow POSTs, as fast as it can", False),
+    "upgrade-header": (
+        "attack, Upgrade header",
+        "slow POSTs naming Upgrade: websocket, {pace}",
+        True,
+    ),
+    "refused-handshake": (
+        "attack, refused handshake first",
+        "on each connection GET /ws without a session (401), then the slow POST, {pace}",
+        True,
+    ),
+}
+
+
+async def attack(port: int, kind: str, count: int, length: int, seconds: float) -> list[Attempt]:
+    """`count` connections of the `kind` of attack (ATTACKS) for at most `seconds`."""
+    head = slow_post(port, length, upgrade=kind == "upgrade-header")
+    first = refused_handshake(port) if kind == "refused-handshake" else b""
+    paced = ATTACKS[kind][2]
+    started = time.monotonic()
+    until = started + seconds
     gate = asyncio.Semaphore(CONNECTING_AT_ONCE)
-    return await asyncio.gather(*(attack_one(port, head, until, gate) for _ in range(count)))
+    tasks = []
+    for n in range(count):
+        if paced and n and n % PACE[0] == 0:
+            await asyncio.sleep(max(0.0, started + n // PACE[0] * PACE[1] - time.monotonic()))
+        tasks.append(asyncio.create_task(attack_one(port, head, until, gate, first)))
+    return await asyncio.gather(*tasks)
 
 
-def attack_summary(attempts: list[Attempt]) -> dict:
+def last_refusal(attempts: list[Attempt], began: float) -> float:
+    """When the last of the refused connections was closed (its 429 read), or `began`."""
+    return max((a.closed for a in attempts if a.refused and a.closed is not None), default=began)
+
+
+def attack_summary(attempts: list[Attempt], began: float) -> dict:
+    """What became of the attacker's connections; times of the cut-offs from the slow POST's
+    headers being sent (the worker's deadline starts with that request) and from `began`."""
     connected = [a for a in attempts if a.connected is not None]
     refused = [a for a in connected if a.refused]
     accepted = [a for a in connected if not a.refused]
@@ -297,7 +439,10 @@ def attack_summary(attempts: list[Attempt]) -> dict:
     outcomes = Counter(
         f"HTTP {a.status}" if a.status else (a.error or "closed, no answer") for a in cut
     )
-    cut_after = sorted(a.closed - a.connected for a in cut)
+    first_answers = Counter(f"HTTP {status_of(a.first)}" for a in accepted if a.first)
+    cut_after = sorted(a.closed - a.posted for a in cut if a.posted is not None)
+    cut_at = sorted(a.closed - began for a in cut if a.posted is not None)
+    posted_at = sorted(a.posted - began for a in accepted if a.posted is not None)
     refused_after = sorted(a.closed - a.connected for a in refused if a.closed is not None)
     return {
         "attempts": len(attempts),
@@ -306,12 +451,17 @@ def attack_summary(attempts: list[Attempt]) -> dict:
         "refused_median_ms": statistics.median(refused_after) * 1000 if refused_after else 0,
         "refused_max_ms": refused_after[-1] * 1000 if refused_after else 0,
         "accepted": len(accepted),
+        "first_answers": first_answers,
         "cut": len(cut),
         "outcomes": outcomes,
         "still_open": len(accepted) - len(cut),
         "cut_min": cut_after[0] if cut_after else math.nan,
         "cut_median": statistics.median(cut_after) if cut_after else math.nan,
         "cut_max": cut_after[-1] if cut_after else math.nan,
+        "posted_first_at": posted_at[0] if posted_at else math.nan,
+        "posted_last_at": posted_at[-1] if posted_at else math.nan,
+        "cut_first_at": cut_at[0] if cut_at else math.nan,
+        "cut_last_at": cut_at[-1] if cut_at else math.nan,
         "answer_to_close_max": max(
             (a.closed - a.answered for a in cut if a.answered is not None), default=math.nan
         ),
@@ -413,32 +563,61 @@ def print_attack(summary: dict, expected: float) -> None:
           f"refused at once (429) {summary['refused']} (median "
           f"{summary['refused_median_ms']:.1f} ms, max {summary['refused_max_ms']:.1f} ms to "
           f"close); accepted {summary['accepted']}", flush=True)  # fmt: skip
+    if summary["first_answers"]:
+        print(f"  answers to the accepted connections' handshakes: "
+              f"{dict(summary['first_answers'])}", flush=True)  # fmt: skip
     print(f"  accepted: {summary['cut']} cut off by the server ({dict(summary['outcomes'])}), "
           f"{summary['still_open']} still open when the phase ended; cut off after "
           f"min {summary['cut_min']:.2f} / median {summary['cut_median']:.2f} / max "
-          f"{summary['cut_max']:.2f} s (deadline {expected:.2f} s); longest answer-to-close "
-          f"{summary['answer_to_close_max']:.2f} s", flush=True)  # fmt: skip
+          f"{summary['cut_max']:.2f} s from the slow POST (deadline {expected:.2f} s), "
+          f"{summary['cut_first_at']:.1f}-{summary['cut_last_at']:.1f} s into the phase (the "
+          f"POSTs sent {summary['posted_first_at']:.1f}-{summary['posted_last_at']:.1f} s); "
+          f"longest answer-to-close {summary['answer_to_close_max']:.2f} s",
+          flush=True)  # fmt: skip
 
 
-async def attack_phase(url: str, server: Server, args, expected: float) -> dict:
+def held_summary(samples: list[tuple[float, int, int]], began: float, settled: float) -> dict:
+    """The most established connections from the attacker at once, when, and how many of
+    those the worker had accepted (the others were still in the listen queue); and the most
+    after `settled`, once the last 429 had arrived: during the burst of connects some of the
+    accepted ones are about to be refused, afterwards every one left is held by the worker."""
+    if not samples:
+        samples = [(began, 0, 0)]
+    at, held, accepted = max(samples, key=lambda sample: (sample[1], sample[2]))
+    after = [sample for sample in samples if sample[0] > settled]
+    return {
+        "held_peak": held,
+        "held_peak_accepted": accepted,
+        "held_peak_at": at - began,
+        "accepted_peak": max(sample[2] for sample in samples),
+        "settled_at": settled - began,
+        "settled_peak": max((sample[1] for sample in after), default=0),
+        "settled_samples": len(after),
+        "held_series": [(when - began, count, accepted) for when, count, accepted in samples],
+    }
+
+
+async def attack_phase(url: str, server: Server, args, expected: float, kind: str) -> dict:
     port = int(url.rsplit(":", 1)[1])
     stop = asyncio.Event()
-    watch = Watch(server)
-    watching = asyncio.create_task(watch.run(stop))
+    watch = Watch(server, port)
     rss_before, cpu_before = server.rss(), cpu_seconds(server.worker)
+    overflows_before = listen_overflows()
     began = time.monotonic() + 1.5  # the probe's process is started by then
     probing = asyncio.create_task(run_probe(url, began, args.attack_seconds))
     await asyncio.sleep(began - time.monotonic())
-    attempts = await attack(port, args.attackers, args.length, args.attack_seconds)
+    watching = asyncio.create_task(watch.run(stop))
+    attempts = await attack(port, kind, args.attackers, args.length, args.attack_seconds)
     probed = await probing
     opening = [a.connected for a in attempts if a.connected is not None]
     stop.set()
     await watching
     cpu = cpu_seconds(server.worker) - cpu_before
+    overflows = listen_overflows() - overflows_before
     await asyncio.sleep(2)  # the server sees the attacker's closes
     result = {
         "probe": latency_summary(probed, began),
-        "attack": attack_summary(attempts),
+        "attack": attack_summary(attempts, began),
         "rss_before": rss_before,
         "rss_peak": max(watch.rss),
         "rss_after": server.rss(),
@@ -446,13 +625,27 @@ async def attack_phase(url: str, server: Server, args, expected: float) -> dict:
         "files_after": open_files(server.worker),
         "opened_in": (max(opening) - began) if opening else math.nan,
         "cpu": cpu,
-    }
+        "listen_overflows": overflows,
+    } | held_summary(watch.held, began, last_refusal(attempts, began))
+    left = attacker_connections(port)[1]
     print_probe("attack", result["probe"])
     print_attack(result["attack"], expected)
+    series = " ".join(
+        f"{at:.0f}s:{count}" + (f"({accepted})" if accepted != count else "")
+        for at, count, accepted in result["held_series"][::2]
+    )
+    print(f"  attacker's established connections (counted every {HELD_EVERY:g} s): at most "
+          f"{result['held_peak']} at once, at {result['held_peak_at']:.1f} s "
+          f"({result['held_peak_accepted']} of them accepted by the worker, the rest in the "
+          f"listen queue; accepted at most {result['accepted_peak']}); after the last 429 "
+          f"arrived ({result['settled_at']:.1f} s), at most {result['settled_peak']} "
+          f"({result['settled_samples']} counts); {left} left 2 s after the phase; by the "
+          f"second, all (accepted by the worker, if fewer): {series}", flush=True)  # fmt: skip
     print(f"  all attacker connections made within {result['opened_in']:.1f} s; worker CPU "
           f"{cpu:.1f} s in the phase; server RSS {rss_before:.0f} MiB before, "
           f"{result['rss_peak']:.0f} MiB at most, {result['rss_after']:.0f} MiB after; worker's "
-          f"open files at most {result['files_peak']}, {result['files_after']} after",
+          f"open files at most {result['files_peak']}, {result['files_after']} after; "
+          f"connects dropped on a full listen queue (the machine's count) {overflows}",
           flush=True)  # fmt: skip
     return result
 
@@ -461,37 +654,44 @@ async def run(url: str, cookies: list[str], args, expected: float) -> list[tuple
     port = int(url.rsplit(":", 1)[1])
     server = Server.find(port)
     rows: list[tuple[str, dict]] = []
+    pace = f"{PACE[0]} new connections every {PACE[1]:g} s"
 
-    print(f"(a) baseline: probe alone for {args.baseline_seconds:.0f} s; {load_average()}",
-          flush=True)  # fmt: skip
-    rss = server.rss()
-    began = time.monotonic() + 1.5
-    baseline = latency_summary(await run_probe(url, began, args.baseline_seconds), began)
-    print_probe("baseline", baseline)
-    rows.append(("baseline", {"probe": baseline, "rss_before": rss, "rss_peak": server.rss()}))
+    if "baseline" in args.phases:
+        print(f"baseline: probe alone for {args.baseline_seconds:.0f} s; {load_average()}",
+              flush=True)  # fmt: skip
+        rss = server.rss()
+        began = time.monotonic() + 1.5
+        baseline = latency_summary(await run_probe(url, began, args.baseline_seconds), began)
+        print_probe("baseline", baseline)
+        rows.append(("baseline", {"probe": baseline, "rss_before": rss, "rss_peak": server.rss()}))
 
-    print(f"(b) attack: {args.attackers} connections from {ATTACKER_SOURCE}, probe for "
-          f"{args.attack_seconds:.0f} s; {load_average()}", flush=True)  # fmt: skip
-    rows.append(("attack", await attack_phase(url, server, args, expected)))
+    for kind, (name, description, _paced) in ATTACKS.items():
+        if kind not in args.phases:
+            continue
+        print(f"{name}: {args.attackers} connections from {ATTACKER_SOURCE}, "
+              f"{description.format(pace=pace)}; probe for {args.attack_seconds:.0f} s; "
+              f"{load_average()}", flush=True)  # fmt: skip
+        rows.append((name, await attack_phase(url, server, args, expected, kind)))
 
-    print(f"(c) {args.sockets} WebSockets open ({args.sockets // args.per_person} people x "
-          f"{args.per_person}, from {SOCKET_SOURCES[0]}-{SOCKET_SOURCES[-1]}), then the same "
-          f"attack; {load_average()}", flush=True)  # fmt: skip
-    began = time.monotonic()
-    sockets = await open_sockets(url, cookies, args.sockets, args.per_person)
-    print(f"  {len(sockets)} sockets open in {time.monotonic() - began:.1f} s; server RSS "
-          f"{server.rss():.0f} MiB", flush=True)  # fmt: skip
-    await asyncio.sleep(1)
-    try:
-        result = await attack_phase(url, server, args, expected)
-        closed = sum(ws.state is not State.OPEN for ws in sockets)
-        answering = await still_answering(sockets, 20)
-        result |= {"sockets": len(sockets), "closed": closed, "answering": answering}
-        print(f"  sockets after the attack: {closed} of {len(sockets)} closed, {answering} "
-              "answered a ping", flush=True)  # fmt: skip
-        rows.append((f"attack + {len(sockets):,} sockets", result))
-    finally:
-        await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+    if "sockets" in args.phases:
+        print(f"sockets: {args.sockets} WebSockets open ({args.sockets // args.per_person} "
+              f"people x {args.per_person}, from {SOCKET_SOURCES[0]}-{SOCKET_SOURCES[-1]}), "
+              f"then the plain attack; {load_average()}", flush=True)  # fmt: skip
+        began = time.monotonic()
+        sockets = await open_sockets(url, cookies, args.sockets, args.per_person)
+        print(f"  {len(sockets)} sockets open in {time.monotonic() - began:.1f} s; server RSS "
+              f"{server.rss():.0f} MiB", flush=True)  # fmt: skip
+        await asyncio.sleep(1)
+        try:
+            result = await attack_phase(url, server, args, expected, "attack")
+            closed = sum(ws.state is not State.OPEN for ws in sockets)
+            answering = await still_answering(sockets, 20)
+            result |= {"sockets": len(sockets), "closed": closed, "answering": answering}
+            print(f"  sockets after the attack: {closed} of {len(sockets)} closed, {answering} "
+                  "answered a ping", flush=True)  # fmt: skip
+            rows.append((f"attack + {len(sockets):,} sockets", result))
+        finally:
+            await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
     if server.worker_restarted():
         print("  THE WORKER WAS RESTARTED during the run", flush=True)
     return rows
@@ -499,25 +699,37 @@ async def run(url: str, cookies: list[str], args, expected: float) -> list[tuple
 
 def print_table(rows: list[tuple[str, dict]], expected: float) -> None:
     print()
-    print(f"{'phase':<24}{'probe p50':>10}{'p95':>9}{'p99':>9}{'max':>9}{'errors':>8}"
+    print(f"{'phase':<34}{'probe p50':>10}{'p95':>9}{'p99':>9}{'max':>9}{'errors':>8}"
           f"{'refused':>9}{'accepted':>9}{'408':>6}{'cut off min/med/max s':>24}"
-          f"{'RSS MiB':>14}{'sockets':>14}")  # fmt: skip
+          f"{'held':>6}{'burst':>7}{'RSS MiB':>14}{'sockets':>14}")  # fmt: skip
     for name, row in rows:
         probe_row = row["probe"]
-        line = (f"{name:<24}{fmt_ms(probe_row['p50']):>10}{fmt_ms(probe_row['p95']):>9}"
+        line = (f"{name:<34}{fmt_ms(probe_row['p50']):>10}{fmt_ms(probe_row['p95']):>9}"
                 f"{fmt_ms(probe_row['p99']):>9}{fmt_ms(probe_row['max']):>9}"
                 f"{probe_row['errors']:>8}")  # fmt: skip
         if "attack" in row:
             a = row["attack"]
             cut = f"{a['cut_min']:.1f} / {a['cut_median']:.1f} / {a['cut_max']:.1f}"
             line += (f"{a['refused']:>9}{a['accepted']:>9}{a['outcomes'].get('HTTP 408', 0):>6}"
-                     f"{cut:>24}{row['rss_before']:>6.0f}->{row['rss_peak']:<5.0f}")  # fmt: skip
+                     f"{cut:>24}{row['settled_peak']:>6}{row['held_peak']:>7}"
+                     f"{row['rss_before']:>6.0f}->{row['rss_peak']:<5.0f}")  # fmt: skip
         else:
-            line += f"{'':>9}{'':>9}{'':>6}{'':>24}{row['rss_before']:>6.0f}{'':>8}"
+            line += f"{'':>9}{'':>9}{'':>6}{'':>24}{'':>13}{row['rss_before']:>6.0f}{'':>8}"
         if "sockets" in row:
             line += f"{row['sockets'] - row['closed']:>7}/{row['sockets']} open"
         print(line)
-    print(f"(probe latencies in ms; the deadline for the attacker's bodies: {expected:.1f} s)")
+    print(f"(probe latencies in ms; cut off: seconds from the slow POST to the close, against "
+          f"a deadline of {expected:.1f} s; held: the most established connections from "
+          f"{ATTACKER_SOURCE} at once after the last 429 arrived; burst: the most at any time, "
+          f"listen queue and connections about to be refused included)")  # fmt: skip
+
+
+def phase_list(value: str) -> list[str]:
+    phases = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = sorted(set(phases) - set(PHASES))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown phases {unknown}; known: {', '.join(PHASES)}")
+    return phases
 
 
 def main() -> None:
@@ -529,6 +741,8 @@ def main() -> None:
     parser.add_argument("--length", type=int, help="the attacker's announced Content-Length")
     parser.add_argument("--baseline-seconds", type=float)
     parser.add_argument("--attack-seconds", type=float)
+    phases = f"which phases to run, comma-separated (all: {','.join(PHASES)})"
+    parser.add_argument("--phases", type=phase_list, default=list(PHASES), help=phases)
     args = parser.parse_args()
     full = {"attackers": 6300, "sockets": 5000, "length": 100_000, "baseline_seconds": 30,
             "attack_seconds": 40}  # fmt: skip
@@ -554,7 +768,7 @@ def main() -> None:
     from config import Config
 
     args.per_person = Config.SOCKETS_PER_PERSON
-    people = math.ceil(args.sockets / args.per_person)
+    people = math.ceil(args.sockets / args.per_person) if "sockets" in args.phases else 0
     migrate(env)
     cookies = seed(env, people)
 
