@@ -3,13 +3,15 @@ audited as done by the command line) and `flask seed-demo`."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
-from app import audit
+from app import audit, backup
 from app.blueprints.admin import services as admin
 from app.blueprints.auth import services as accounts
 from app.errors import DomainError, InvalidInput
@@ -258,8 +260,53 @@ def print_demo_accounts() -> None:
         click.echo(f"  {role.value:<8} {username:<10} {email:<25} {full_name}")
 
 
+@click.command("backup")
+@click.option(
+    "--to",
+    "to",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the archive (default: instance/backups).",
+)
+@click.option(
+    "--keep",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Keep only this many newest archives in the folder.",
+)
+def backup_command(to: Path | None, keep: int | None) -> None:
+    """One archive of the database (a consistent snapshot, taken while Campus serves) and
+    every stored file, with a manifest of their SHA-256."""
+    from flask import current_app
+
+    folder = to or Path(current_app.instance_path) / "backups"
+    try:
+        written = backup.backup(folder, keep, progress=click.echo)
+    except backup.BackupError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(
+        f"Wrote {written.path} ({written.files} files, {written.bytes / 1e6:.1f} MB of uploads)"
+        f" in {written.seconds:.1f} s."
+    )
+
+
+@click.command("restore")
+@click.argument("archive", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace a database and files that are not empty.")
+def restore_command(archive: Path, force: bool) -> None:
+    """Fill an empty database and upload folder from ARCHIVE, every member checked first;
+    then the search index is rebuilt."""
+    try:
+        manifest = backup.restore(archive, force=force, progress=click.echo)
+    except backup.BackupError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"Restored the backup of {manifest['created_at']} ({manifest['files']} files).")
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(users_cli)
+    app.cli.add_command(backup_command)
+    app.cli.add_command(restore_command)
 
     @app.cli.command("sweep-uploads")
     def sweep_uploads_command() -> None:

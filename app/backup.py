@@ -1,0 +1,343 @@
+"""Backups and restores (DESIGN.md "Data safety"): one archive with a consistent snapshot of the
+database taken while the app serves, every stored file, and a manifest with each member's
+SHA-256; a restore checks all of it before it writes anything.
+
+The archive is a plain tar (uploads are mostly compressed already): `manifest.json`, then
+`database.sqlite` (SQLite's online backup API) or `database.pgdump` (`pg_dump -Fc`), then
+`files/<stored name>` for every file a material row of the snapshot points to."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from alembic.script import ScriptDirectory
+from flask import Flask, current_app
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import make_url
+
+CHUNK = 1024 * 1024
+FORMAT = 1
+PREFIX = "campus-backup-"
+
+Progress = Callable[[str], None]
+
+
+class BackupError(Exception):
+    """A backup or restore that cannot be done, with the reason for the operator."""
+
+
+@dataclass(frozen=True)
+class Written:
+    path: Path
+    files: int
+    bytes: int
+    seconds: float
+
+
+def _sha256(path: Path) -> str:
+    sha = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(CHUNK):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
+def _script_directory(app: Flask) -> ScriptDirectory:
+    from flask_migrate import Migrate
+
+    migrate: Migrate = app.extensions["migrate"].migrate
+    return ScriptDirectory.from_config(migrate.get_config())
+
+
+def _database_url(app: Flask) -> str:
+    return app.config["SQLALCHEMY_DATABASE_URI"]
+
+
+def _revision(connection) -> str | None:
+    if not inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+# Backing up -------------------------------------------------------------------------------
+
+
+def backup(to: Path, keep: int | None = None, progress: Progress = print) -> Written:
+    """Write one archive into `to` (a temporary name, renamed when complete); with `keep`, the
+    oldest archives beyond that many are removed."""
+    app = current_app._get_current_object()
+    started = time.monotonic()
+    to.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    final = to / f"{PREFIX}{stamp}.tar"
+    with tempfile.TemporaryDirectory(dir=to, prefix=".backup-") as work:
+        work_dir = Path(work)
+        database, kind, revision, counts, stored = _snapshot(app, work_dir, progress)
+        files_dir = Path(app.config["UPLOAD_DIR"]) / "files"
+        manifest = {
+            "format": FORMAT,
+            "campus_revision": revision,
+            "database": kind,
+            "created_at": datetime.now(UTC).isoformat(),
+            "counts": counts,
+            "members": {database.name: _sha256(database)},
+        }
+        partial = to / f".{final.name}.partial"
+        total = 0
+        with tarfile.open(partial, "w") as archive:
+            members = manifest["members"]
+            copied = []
+            for number, name in enumerate(stored, start=1):
+                path = files_dir / name
+                if not path.exists():  # deleted since the snapshot: nothing to keep
+                    progress(f"  {name}: gone since the snapshot, left out")
+                    continue
+                copied.append(name)
+                if number % 500 == 0:
+                    progress(f"  checksums: {number:,} of {len(stored):,} files")
+                members[f"files/{name}"] = _sha256(path)
+                total += path.stat().st_size
+            manifest["files"] = len(copied)
+            data = json.dumps(manifest, indent=1, sort_keys=True).encode()
+            info = tarfile.TarInfo("manifest.json")
+            info.size, info.mtime = len(data), int(time.time())
+            archive.addfile(info, io.BytesIO(data))
+            archive.add(database, arcname=database.name)
+            for number, name in enumerate(copied, start=1):
+                archive.add(files_dir / name, arcname=f"files/{name}")
+                if number % 500 == 0:
+                    progress(f"  archived {number:,} of {len(copied):,} files")
+        os.replace(partial, final)
+    if keep is not None:
+        for old in sorted(to.glob(f"{PREFIX}*.tar"))[:-keep] if keep > 0 else []:
+            old.unlink()
+            progress(f"  removed the older {old.name}")
+    return Written(final, len(copied), total, time.monotonic() - started)
+
+
+def _snapshot(app: Flask, work: Path, progress: Progress):
+    """The database as of one moment, the revision, row counts and the stored file names."""
+    url = make_url(_database_url(app))
+    if url.get_backend_name() == "sqlite":
+        if not url.database:
+            raise BackupError("An in-memory SQLite database cannot be backed up.")
+        target = work / "database.sqlite"
+        progress("Copying the database (SQLite's online backup)…")
+        source = sqlite3.connect(url.database)
+        try:
+            copy = sqlite3.connect(target)
+            with copy:
+                source.backup(copy)
+            copy.close()
+        finally:
+            source.close()
+        snapshot_url = f"sqlite:///{target}"
+        kind = "sqlite"
+    elif url.get_backend_name() == "postgresql":
+        target = work / "database.pgdump"
+        progress("Dumping the database (pg_dump -Fc)…")
+        _pg_tool_matches(app, "pg_dump")
+        plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        result = subprocess.run(  # noqa: S603 - our own tool and URL
+            ["pg_dump", "-Fc", "--no-owner", "--file", str(target), plain],  # noqa: S607
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode:
+            raise BackupError(f"pg_dump failed: {result.stderr.strip()}")
+        snapshot_url = None
+        kind = "postgresql"
+    else:
+        raise BackupError(f"Backing up {url.get_backend_name()} is not supported.")
+    # What the snapshot holds: read from the copy for SQLite; for PostgreSQL from the live
+    # database, which may have gained rows since pg_dump's snapshot (extra files are harmless,
+    # and the counts say "at least").
+    engine = create_engine(snapshot_url or _database_url(app))
+    try:
+        with engine.connect() as connection:
+            revision = _revision(connection)
+            counts = {
+                table: connection.execute(text(f'SELECT count(*) FROM "{table}"')).scalar()  # noqa: S608
+                for table in sorted(inspect(connection).get_table_names())
+            }
+            stored = list(connection.execute(text("SELECT stored_name FROM materials")).scalars())
+    finally:
+        engine.dispose()
+    return target, kind, revision, counts, stored
+
+
+def _pg_tool_matches(app: Flask, tool: str) -> None:
+    """pg_dump / pg_restore of the server's major version, with a clear message otherwise."""
+    if shutil.which(tool) is None:
+        raise BackupError(
+            f"{tool} is not installed: install PostgreSQL's client of the server's version "
+            "(Debian: postgresql-client)."
+        )
+    found = subprocess.run([tool, "--version"], capture_output=True, text=True).stdout  # noqa: S603
+    tool_major = found.split()[-1].split(".")[0] if found else "?"
+    engine = create_engine(_database_url(app))
+    try:
+        with engine.connect() as connection:
+            server = connection.execute(text("SHOW server_version")).scalar() or ""
+    finally:
+        engine.dispose()
+    server_major = server.split(".")[0]
+    if tool_major != server_major:
+        raise BackupError(
+            f"{tool} is version {tool_major} but the server is {server_major}: install the "
+            f"client of version {server_major}."
+        )
+
+
+# Restoring --------------------------------------------------------------------------------
+
+
+def restore(archive_path: Path, force: bool = False, progress: Progress = print) -> dict:
+    """Fill an empty database and upload folder from an archive. Every member is checked
+    against the manifest before anything is written; a damaged, truncated or newer archive is
+    refused and the target left as it was."""
+    app = current_app._get_current_object()
+    if not archive_path.is_file():
+        raise BackupError(f"There is no archive at {archive_path}.")
+    files_dir = Path(app.config["UPLOAD_DIR"]) / "files"
+    files_dir.mkdir(parents=True, exist_ok=True)
+    if not force:
+        _refuse_unless_empty(app, files_dir)
+    with tempfile.TemporaryDirectory(dir=files_dir.parent, prefix=".restore-") as work:
+        work_dir = Path(work)
+        manifest = _unpack_checked(archive_path, work_dir, progress)
+        _check_revision(app, manifest.get("campus_revision"))
+        progress("Restoring the database…")
+        _restore_database(app, manifest, work_dir)
+        progress("Restoring the files…")
+        for path in (work_dir / "files").glob("*") if (work_dir / "files").exists() else []:
+            os.replace(path, files_dir / path.name)
+    progress("Bringing the database to this version's revision…")
+    from flask_migrate import upgrade
+
+    upgrade()
+    progress("Rebuilding the search index…")
+    from app import search
+
+    search.rebuild(app)
+    return manifest
+
+
+def _refuse_unless_empty(app: Flask, files_dir: Path) -> None:
+    engine = create_engine(_database_url(app))
+    try:
+        with engine.connect() as connection:
+            tables = set(inspect(connection).get_table_names())
+            rows = (
+                connection.execute(text("SELECT count(*) FROM users")).scalar()
+                if "users" in tables
+                else 0
+            )
+    finally:
+        engine.dispose()
+    if rows or any(files_dir.iterdir()):
+        raise BackupError(
+            "The database or the upload folder is not empty: restore into empty ones, or add "
+            "--force to replace what is there."
+        )
+
+
+def _unpack_checked(archive_path: Path, work: Path, progress: Progress) -> dict:
+    """Extract into `work`, checking every member's SHA-256; BackupError on any damage."""
+    try:
+        with tarfile.open(archive_path, "r:") as archive:
+            first = archive.next()
+            if first is None or first.name != "manifest.json":
+                raise BackupError("This is not a Campus backup: it has no manifest first.")
+            manifest = json.loads(archive.extractfile(first).read())
+            expected: dict[str, str] = manifest["members"]
+            seen = set()
+            for member in archive:
+                name = member.name
+                if member is first:
+                    continue
+                if name not in expected or not member.isfile():
+                    raise BackupError(f"The archive holds {name!r}, which its manifest does not.")
+                target = work / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                sha = hashlib.sha256()
+                with archive.extractfile(member) as source, target.open("wb") as out:
+                    while chunk := source.read(CHUNK):
+                        sha.update(chunk)
+                        out.write(chunk)
+                if sha.hexdigest() != expected[name]:
+                    raise BackupError(f"{name} is damaged: its SHA-256 does not match.")
+                seen.add(name)
+            missing = set(expected) - seen
+            if missing:
+                raise BackupError(f"The archive is incomplete: {len(missing)} members missing.")
+    except (tarfile.TarError, EOFError, OSError, ValueError, KeyError) as error:
+        raise BackupError(f"The archive cannot be read (truncated or damaged): {error}") from None
+    progress(f"Checked {len(seen)} members against the manifest.")
+    return manifest
+
+
+def _check_revision(app: Flask, revision: str | None) -> None:
+    scripts = _script_directory(app)
+    if revision is None:
+        raise BackupError("The archive does not say which database revision it holds.")
+    try:
+        scripts.get_revision(revision)
+    except Exception:
+        raise BackupError(
+            f"The archive's database is at revision {revision}, which this version of Campus "
+            "does not know (a newer Campus made it): upgrade Campus first."
+        ) from None
+
+
+def _restore_database(app: Flask, manifest: dict, work: Path) -> None:
+    url = make_url(_database_url(app))
+    kind = manifest["database"]
+    if kind != url.get_backend_name():
+        raise BackupError(f"The archive holds a {kind} database; this Campus uses {url}.")
+    if kind == "sqlite":
+        source = sqlite3.connect(work / "database.sqlite")
+        try:
+            target = sqlite3.connect(url.database)
+            with target:
+                source.backup(target)
+            target.close()
+        finally:
+            source.close()
+    else:
+        _pg_tool_matches(app, "pg_restore")
+        plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        engine = create_engine(_database_url(app))
+        try:
+            with engine.begin() as connection:
+                connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public;"))
+        finally:
+            engine.dispose()
+        result = subprocess.run(  # noqa: S603 - our own tool and URL
+            [  # noqa: S607
+                "pg_restore",
+                "--no-owner",
+                "--single-transaction",
+                "--exit-on-error",
+                "-d",
+                plain,
+                str(work / "database.pgdump"),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode:
+            raise BackupError(f"pg_restore failed: {result.stderr.strip()}")
