@@ -226,3 +226,120 @@ def test_the_counts_in_the_manifest(app, school, tmp_path):
     assert manifest["files"] == 2
     assert db.session.scalar(select(func.count(Enrollment.id))) == counts["enrollments"]
     assert db.session.scalar(select(func.count(Course.id))) == counts["courses"]
+
+
+def test_a_backup_taken_while_twenty_people_write_restores_whole(
+    live_server, make_user, make_course, tmp_path, fresh_target, migrated_database
+):
+    """20 students enrol and chat and a teacher uploads files through the live server while
+    `flask backup` runs: what was committed before the backup began is all restored, and
+    every restored material has its file, byte for byte."""
+    import threading
+    import time
+
+    from app.blueprints.auth.services import hash_password
+    from tests.conftest import PASSWORD, ROOT
+    from tests.live_client import LiveClient
+
+    teacher = make_user("tina", role="teacher")
+    courses = [make_course(teacher, title=f"Course {n}").id for n in range(3)]
+    password_hash = hash_password(PASSWORD)
+    db.session.add_all(
+        User(username=f"busy{n}", email=f"busy{n}@school.example", full_name=f"Busy {n}",
+             role="student", password_hash=password_hash, bio="")
+        for n in range(20)
+    )  # fmt: skip
+    db.session.commit()
+    people = []
+    for n in range(20):
+        person = LiveClient(live_server)
+        person.sign_in(f"busy{n}", PASSWORD)
+        people.append(person)
+    tina = LiveClient(live_server)
+    tina.sign_in("tina", PASSWORD)
+    rooms = {course_id: course_room_id(course_id) for course_id in courses}
+    stop = threading.Event()
+    errors: list[str] = []
+
+    def student(n: int, person: LiveClient) -> None:
+        course_id = courses[n % 3]
+        if person.post(f"/courses/{course_id}/enroll") != 303:
+            errors.append(f"busy{n} could not enrol")
+        while not stop.is_set():
+            status = person.post(f"/chat/{rooms[course_id]}/messages", {"body": f"hi from {n}"})
+            if status not in (303, 429):
+                errors.append(f"busy{n} chat {status}")
+            time.sleep(0.05)
+
+    def teacher_uploads() -> None:
+        import http.client
+
+        count = 0
+        while not stop.is_set():
+            count += 1
+            boundary = "campus-bench"
+            content = b"%PDF-1.4\n" + str(count).encode() * 5000
+            body = (
+                (
+                    f'--{boundary}\r\nContent-Disposition: form-data; name="csrf_token"\r\n\r\n'
+                    f'{tina.token}\r\n--{boundary}\r\nContent-Disposition: form-data; name="file";'
+                    f' filename="notes{count}.pdf"\r\nContent-Type: application/pdf\r\n\r\n'
+                ).encode()
+                + content
+                + f"\r\n--{boundary}--\r\n".encode()
+            )
+            connection = http.client.HTTPConnection(tina.host, tina.port, timeout=30)
+            headers = {
+                "Content-Type": f"multipart/form-data; boundary={boundary}",
+                "Cookie": "; ".join(f"{k}={v}" for k, v in tina.cookies.items()),
+            }
+            connection.request("POST", f"/courses/{courses[0]}/materials", body, headers)
+            status = connection.getresponse().status
+            connection.close()
+            if status != 303:
+                errors.append(f"upload {status}")
+
+    threads = [threading.Thread(target=student, args=(n, p)) for n, p in enumerate(people)]
+    threads.append(threading.Thread(target=teacher_uploads))
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1.5)  # the school is busy
+        source = create_app(
+            "testing",
+            SQLALCHEMY_DATABASE_URI=migrated_database,
+            UPLOAD_DIR=str(ROOT / "instance" / "test-live-uploads"),
+        )
+        engine = create_engine(migrated_database)
+        with engine.connect() as connection:  # committed before the backup began
+            committed = {
+                table: set(connection.execute(text(f"SELECT id FROM {table}")).scalars())  # noqa: S608
+                for table in ("chat_messages", "enrollments", "materials", "users")
+            }
+        engine.dispose()
+        result = run(source, "backup", "--to", str(tmp_path / "busy"))
+        assert result.exit_code == 0, result.output
+        time.sleep(0.5)  # and goes on after it
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert errors == []
+    assert len(committed["chat_messages"]) >= 20 and committed["materials"]
+    archive = next((tmp_path / "busy").glob("campus-backup-*.tar"))
+    target = restored_app(fresh_target)
+    restored = run(target, "restore", str(archive))
+    assert restored.exit_code == 0, restored.output
+    engine = create_engine(fresh_target[0])
+    with engine.connect() as connection:
+        for table, ids in committed.items():
+            there = set(connection.execute(text(f"SELECT id FROM {table}")).scalars())  # noqa: S608
+            assert ids <= there, f"{table}: {len(ids - there)} committed rows missing"
+        materials = connection.execute(text("SELECT stored_name, sha256 FROM materials")).all()
+    engine.dispose()
+    from app.backup import _sha256
+
+    for stored_name, sha256 in materials:
+        assert _sha256(fresh_target[1] / "files" / stored_name) == sha256
+    with target.app_context():
+        db.engine.dispose()
