@@ -21,8 +21,8 @@ from tests.browser import flows
 pytestmark = pytest.mark.browser
 
 PASSWORD = "keyboard-only-secret"
-# Files, a JSON answer and the WebSocket.
-NOT_PAGES = {"static", "main.healthz", "materials.download", "chat.live"}
+# Files, a JSON answer, the WebSocket and the data export (a zip).
+NOT_PAGES = {"static", "main.healthz", "materials.download", "chat.live", "profile.export_data"}
 ROLES = ("student", "teacher", "admin")
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from flask import current_app, flash, render_template, request, url_for
+from flask import Response, current_app, flash, render_template, request, url_for
 from flask_login import current_user, login_required, login_user
 
 from app.blueprints.auth import services as accounts
-from app.blueprints.profile import bp, services
+from app.blueprints.profile import bp, export, services
 from app.blueprints.profile.forms import PasswordForm, ProfileForm
 from app.errors import InvalidInput
+from app.extensions import db
 from app.web import add_errors, form_invalid, is_htmx, redirect_303, render_page_or_partial
 
 PROFILE_FORM = "profile/_profile_form.html"
@@ -63,3 +64,16 @@ def change_password():
 @login_required
 def public(username: str):
     return render_template("profile/public.html", user=services.public_profile(username))
+
+
+@bp.get("/profile/export")
+@login_required
+def export_data():
+    """Everything Campus holds about the signed-in person, as a zip streamed as it is made."""
+    data = export.gather(current_user)
+    db.session.remove()  # the rows are read: no connection held while the zip streams
+    response = Response(export.stream(data), mimetype="application/zip")
+    name = f"campus-{data.documents['profile']['username']}.zip"
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response

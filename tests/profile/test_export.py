@@ -1,0 +1,76 @@
+"""Export my data: a zip with exactly the signed-in person's rows and files, streamed."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+from app.blueprints.chat.services import course_room_id
+from app.blueprints.enrollments.services import enroll
+from app.blueprints.notifications.services import notify
+from app.extensions import db
+from app.models import ChatMessage, Feedback
+
+
+def test_the_zip_holds_my_rows_and_files_and_nothing_of_anyone_else(
+    app, client, make_user, make_course, login_as
+):
+    teacher = make_user("tina", role="teacher", full_name="Tina Teacher")
+    course = make_course(teacher, title="Geography")
+    me = make_user("sam", full_name="Sam Student", email="sam@school.example")
+    other = make_user("lea", full_name="Lea Other", email="lea-secret@school.example")
+    for person in (me, other):
+        enroll(person, course.id)
+    room = course_room_id(course.id)
+    db.session.add_all(
+        [
+            ChatMessage(room_id=room, author_id=me.id, body="my own words"),
+            ChatMessage(room_id=room, author_id=other.id, body="lea's private words"),
+            Feedback(course_id=course.id, student_id=me.id, rating=5, comment="loved it"),
+            Feedback(course_id=course.id, student_id=other.id, rating=1, comment="lea hated it"),
+        ]
+    )
+    db.session.commit()
+    notify([me.id], "test", "A note for Sam.", "/dashboard")
+    notify([other.id], "test", "A note for Lea.", "/dashboard")
+    db.session.commit()
+    login_as(teacher)
+    client.post_form(
+        f"/courses/{course.id}/materials",
+        {"file": [(io.BytesIO(b"%PDF-1.4\n" + b"map" * 1000), "map.pdf")]},
+        content_type="multipart/form-data",
+    )
+    client.post_form("/auth/logout")
+
+    login_as(me)
+    response = client.get("/profile/export")
+    assert response.status_code == 200
+    assert response.mimetype == "application/zip"
+    assert response.is_streamed
+    archive = zipfile.ZipFile(io.BytesIO(response.get_data()))
+    names = set(archive.namelist())
+    assert {"profile.json", "enrolments.json", "feedback.json", "messages.json"} <= names
+    assert "index.html" in names and not any(name.startswith("files/") for name in names)
+    everything = "".join(archive.read(name).decode() for name in names)
+    for theirs in ("Lea", "lea-secret", "lea's private words", "lea hated it", "A note for Lea"):
+        assert theirs not in everything
+    assert json.loads(archive.read("profile.json"))["email"] == "sam@school.example"
+    assert [m["text"] for m in json.loads(archive.read("messages.json"))] == ["my own words"]
+    assert [f["comment"] for f in json.loads(archive.read("feedback.json"))] == ["loved it"]
+    notes = [n["text"] for n in json.loads(archive.read("notifications.json"))]
+    assert notes == ["A note for Sam.", "“map” added to “Geography”."]
+
+    # The teacher's export carries the file they uploaded, byte for byte.
+    client.post_form("/auth/logout")
+    login_as(teacher)
+    theirs = zipfile.ZipFile(io.BytesIO(client.get("/profile/export").get_data()))
+    files = [name for name in theirs.namelist() if name.startswith("files/")]
+    assert len(files) == 1 and files[0].endswith("-map.pdf")
+    assert theirs.read(files[0]) == b"%PDF-1.4\n" + b"map" * 1000
+    assert "map.pdf" in theirs.read("index.html").decode()
+
+
+def test_export_needs_a_session(client):
+    response = client.get("/profile/export")
+    assert response.status_code == 302
