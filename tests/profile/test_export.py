@@ -74,3 +74,89 @@ def test_the_zip_holds_my_rows_and_files_and_nothing_of_anyone_else(
 def test_export_needs_a_session(client):
     response = client.get("/profile/export")
     assert response.status_code == 302
+
+
+def worker_rss(port: int) -> int:
+    """The resident memory (bytes) of the live server's gunicorn worker on `port`."""
+    from pathlib import Path
+
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+            status = (proc / "status").read_text()
+        except OSError:
+            continue
+        if f"127.0.0.1:{port}".encode() in cmdline and b"gunicorn" in cmdline:
+            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+            found[int(proc.name)] = (int(fields["PPid"]), int(fields["VmRSS"].split()[0]) * 1024)
+    workers = [rss for pid, (parent, rss) in found.items() if parent in found]
+    assert len(workers) == 1, found
+    return workers[0]
+
+
+def test_a_large_export_streams_without_growing_the_worker(live_server, make_user, make_course):
+    """300 MB of uploads: the worker's memory grows by less than 30 MB while it streams."""
+    import hashlib
+    import http.client
+    import os
+    import secrets
+    import threading
+    import time
+
+    from app.models import Material
+    from tests.conftest import PASSWORD, ROOT
+    from tests.live_client import LiveClient
+
+    teacher = make_user("tina", role="teacher")
+    course = make_course(teacher, title="Big files")
+    folder = ROOT / "instance" / "test-live-uploads" / "files"
+    folder.mkdir(parents=True, exist_ok=True)
+    block = os.urandom(1024 * 1024)
+    names = []
+    for n in range(10):
+        name = secrets.token_hex(16)
+        with open(folder / name, "wb") as out:
+            for _ in range(30):
+                out.write(block)
+        names.append(name)
+        db.session.add(
+            Material(course_id=course.id, title=f"Film {n}", original_name=f"film{n}.mp4",
+                     stored_name=name, content_type="video/mp4", size=30 * 1024 * 1024,
+                     sha256=hashlib.sha256(block * 30).hexdigest(), uploaded_by_id=teacher.id)
+        )  # fmt: skip
+    db.session.commit()
+    try:
+        browser = LiveClient(live_server)
+        browser.sign_in("tina", PASSWORD)
+        port = int(live_server.rsplit(":", 1)[1])
+        before = worker_rss(port)
+        peak = [before]
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.is_set():
+                peak.append(worker_rss(port))
+                time.sleep(0.05)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        cookie = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
+        connection.request("GET", "/profile/export", headers={"Cookie": cookie})
+        response = connection.getresponse()
+        received = 0
+        while chunk := response.read(1024 * 1024):
+            received += len(chunk)
+        connection.close()
+        done.set()
+        watcher.join()
+        assert response.status == 200
+        assert received > 300 * 1024 * 1024
+        grew = max(peak) - before
+        assert grew < 30 * 1024 * 1024, f"the worker grew by {grew / 2**20:.1f} MiB"
+    finally:
+        for name in names:
+            (folder / name).unlink(missing_ok=True)
