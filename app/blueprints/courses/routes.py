@@ -6,7 +6,7 @@ from flask import flash, render_template, url_for
 from flask_login import current_user
 
 from app.blueprints.chat.services import course_room_id
-from app.blueprints.courses import bp, services
+from app.blueprints.courses import bp, lifecycle, services
 from app.blueprints.courses.forms import CourseForm
 from app.blueprints.enrollments import services as enrolment
 from app.errors import InvalidInput
@@ -53,7 +53,7 @@ def detail(course_id: int):
 @bp.route("/courses/<int:course_id>/edit", methods=["GET", "POST"])
 @role_required(Role.TEACHER, Role.ADMIN)
 def edit(course_id: int):
-    course = services.managed_course(current_user, course_id)
+    course = services.changeable_course(current_user, course_id)
     form = CourseForm(obj=course)
     if not form.validate_on_submit():
         status = 422 if form.is_submitted() else 200
@@ -64,6 +64,23 @@ def edit(course_id: int):
         return form_invalid("courses/form.html", form, error, course=course)
     flash("The course is saved.", "status")
     return redirect_303(url_for("courses.detail", course_id=course_id))
+
+
+@bp.post("/courses/<int:course_id>/archive")
+@role_required(Role.TEACHER, Role.ADMIN)
+def archive(course_id: int):
+    return changed(lifecycle.archive(current_user, course_id))
+
+
+@bp.post("/courses/<int:course_id>/unarchive")
+@role_required(Role.TEACHER, Role.ADMIN)
+def unarchive(course_id: int):
+    return changed(lifecycle.unarchive(current_user, course_id))
+
+
+def changed(change: lifecycle.Change):
+    flash(change.message, "status")
+    return redirect_303(url_for("courses.detail", course_id=change.course_id))
 
 
 def draft_from(form: CourseForm) -> services.CourseDraft:

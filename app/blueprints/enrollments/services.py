@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased, contains_eager
 
 from app.blueprints.courses.services import (
+    ARCHIVED,
     Listed,
     can_see,
     enrolled_count,
@@ -97,11 +98,15 @@ def _only_students(user: User) -> None:
 
 
 def _locked_published(course_id: int) -> Course:
-    """The course, locked; a draft is as missing to a student as a course that does not exist."""
+    """The course, locked; a draft is as missing to a student as a course that does not exist,
+    and an archived one is read-only."""
     course = lock(course_id)
     if not course.published:
         db.session.rollback()
         raise NotFound("There is no such course.")
+    if course.archived_at is not None:
+        db.session.rollback()
+        raise NotAllowed(ARCHIVED)
     return course
 
 
