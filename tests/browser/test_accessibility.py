@@ -128,6 +128,8 @@ def test_every_page_passes_axe_for_every_role(app, page, visit, make_user, make_
             check(f"course-edit-{role}")
             page.goto(f"/courses/{course.id}/students")
             check(f"roster-{role}")
+            page.goto(f"/courses/{course.id}/students/early/remove")
+            check(f"roster-remove-confirm-{role}")
             page.goto("/search/users?q=a")
             check(f"search-users-{role}")
         if role == "teacher":

@@ -76,6 +76,17 @@ def add_students(course_id: int):
     return roster_page(services.roster(current_user, course_id), 422, add_form=form)
 
 
+@bp.route("/courses/<int:course_id>/students/<username>/remove", methods=["GET", "POST"])
+@role_required(Role.TEACHER, Role.ADMIN)
+def remove_student(course_id: int, username: str):
+    """Without JavaScript the roster's button leads here to confirm; htmx asks in the page
+    (`hx-confirm`) and sends `confirm` itself."""
+    if request.method == "GET" or request.form.get("confirm") != "yes":
+        found = services.on_roster(current_user, course_id, username)
+        return render_template("enrollments/remove.html", found=found)
+    return roster_changed(course_id, services.remove_student(current_user, course_id, username))
+
+
 def roster_changed(course_id: int, message: str):
     if is_htmx():
         return roster_page(services.roster(current_user, course_id), message=message)

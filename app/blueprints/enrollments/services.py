@@ -190,12 +190,12 @@ def withdraw(student: User, course_id: int) -> Outcome:
     return Outcome(Place("none"), message, changed=True)
 
 
-def fill_from_waitlist(course: Course, enrolled: int) -> None:
-    """Promote the first on the waitlist into free seats and notify them. The caller holds the
-    course's lock and commits."""
+def fill_from_waitlist(course: Course, enrolled: int) -> list[int]:
+    """Promote the first on the waitlist into free seats and notify them; their ids. The
+    caller holds the course's lock and commits."""
     free = None if course.capacity is None else course.capacity - enrolled
     if free is not None and free <= 0:
-        return
+        return []
     query = (
         select(Enrollment)
         .where(Enrollment.course_id == course.id, Enrollment.status == WAITLISTED)
@@ -212,6 +212,7 @@ def fill_from_waitlist(course: Course, enrolled: int) -> None:
         f"A seat opened in “{course.title}”: you are now enrolled.",
         f"/courses/{course.id}",
     )
+    return [enrollment.student_id for enrollment in promoted]
 
 
 def participant_ids(course_id: int) -> list[int]:
@@ -372,6 +373,64 @@ def _refused(names: list[str], found: dict[str, User]) -> list[str]:
     if problems:
         problems.append("Nobody was added.")
     return problems
+
+
+# Removing a student ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OnRoster:
+    """A student on a course's roster, for the page that asks to confirm their removal."""
+
+    course: Course
+    student: User
+    place: Place
+
+
+def on_roster(teacher: User, course_id: int, username: str) -> OnRoster:
+    course = may_change_roster(teacher, course_id)
+    student = _student_named(username)
+    place = _place_of(student.id, course_id)
+    if place.status == "none":
+        raise NotFound(f"{student.username} is not on this course's roster.")
+    return OnRoster(course, student, place)
+
+
+def _student_named(username: str) -> User:
+    student = db.session.scalar(select(User).where(User.username == username.lower()))
+    if student is None:
+        raise NotFound("There is no such student.")
+    return student
+
+
+def remove_student(teacher: User, course_id: int, username: str) -> str:
+    """Take a student off the course (or its waitlist). In the same transaction, under the
+    course's lock, the seat goes to the first on the waitlist. The student is told, and is out
+    of the course's chat at once: a room's members are read for every message."""
+    may_change_roster(teacher, course_id)
+    student = _student_named(username)
+    student_id, name, by = student.id, student.username, teacher.full_name
+    course = lock(course_id)
+    if course.archived_at is not None:
+        db.session.rollback()
+        raise NotAllowed(ARCHIVED)
+    enrollment = _enrollment(student_id, course_id)
+    if enrollment is None:
+        db.session.rollback()
+        raise NotFound(f"{name} is not on this course's roster.")
+    was_enrolled = enrollment.status == ENROLLED
+    db.session.delete(enrollment)
+    db.session.flush()
+    promoted = fill_from_waitlist(course, enrolled_count(course_id)) if was_enrolled else []
+    where = f"“{course.title}”" if was_enrolled else f"the waitlist of “{course.title}”"
+    link = f"/courses/{course_id}"
+    notify([student_id], "removed_from_course", f"{by} removed you from {where}.", link)
+    message = f"{name} is removed from {where}."
+    if promoted:
+        names = db.session.scalars(select(User.username).where(User.id.in_(promoted)))
+        message += f" {', '.join(names)} had the first place on the waitlist and is now enrolled."
+    db.session.commit()
+    return message
 
 
 @dataclass(frozen=True)
