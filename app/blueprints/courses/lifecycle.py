@@ -1,17 +1,32 @@
-"""A course's life once it exists: archiving it and back. It sits above enrolments (the
-waitlist an archive closes), beside the course rules it builds on."""
+"""A course's life once it exists: archiving it and back, deleting it with everything in it.
+It sits above enrolments (the waitlist an archive closes), materials (the files a deletion
+removes) and chat, beside the course rules it builds on."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import delete as sql_delete
+from sqlalchemy import func, or_, select
 
 from app import audit
 from app.blueprints.courses.services import lock, managed_course
+from app.blueprints.materials import storage
 from app.blueprints.notifications.services import notify
+from app.errors import InvalidInput, NotAllowed
 from app.extensions import db
-from app.models import Enrollment, EnrollmentStatus, User
+from app.models import (
+    ChatMessage,
+    ChatRoom,
+    Course,
+    Enrollment,
+    EnrollmentStatus,
+    Feedback,
+    Material,
+    Notification,
+    Role,
+    User,
+)
 from app.models.user import utcnow
 
 
@@ -65,3 +80,97 @@ def unarchive(user: User, course_id: int) -> Change:
     audit.record("course_unarchived", user, course_id=course_id, course_title=course.title)
     db.session.commit()
     return Change(course_id, "The course is no longer archived.")
+
+
+def may_delete(user: User, course: Course) -> bool:
+    """Its teacher deletes a draft; an admin deletes a draft or an archived course. A course
+    that is running is archived first."""
+    if not user.is_authenticated:
+        return False
+    if user.role == Role.ADMIN:
+        return not course.published or course.archived_at is not None
+    return user.id == course.teacher_id and not course.published
+
+
+def delete(user: User, course_id: int, confirm: str) -> str:
+    """Remove the course and all that is in it: enrolments, materials with every version and
+    their files, feedback, the chat room with its messages, and the notifications that point
+    into it. Those enrolled or waiting are told; the deletion is audited. Returns the title.
+
+    The database removes the rows that belong to the course (ON DELETE CASCADE) in the same
+    statement as the course; the search index follows on commit; the files go after it."""
+    course = managed_course(user, course_id)
+    if not may_delete(user, course):
+        raise NotAllowed(_why_not(user))
+    if (confirm or "").strip() != course.title:
+        raise InvalidInput({"confirm": "Type the course's title exactly as it is to delete it."})
+    course = lock(course_id)
+    if not may_delete(user, course):  # archived or published meanwhile
+        db.session.rollback()
+        raise NotAllowed(_why_not(user))
+    title = course.title
+    files = list(
+        db.session.scalars(select(Material.stored_name).where(Material.course_id == course_id))
+    )
+    room_id = db.session.scalar(select(ChatRoom.id).where(ChatRoom.course_id == course_id))
+    students = list(
+        db.session.scalars(select(Enrollment.student_id).where(Enrollment.course_id == course_id))
+    )
+    counts = _contents(course_id, room_id)
+    db.session.execute(
+        sql_delete(Notification)
+        .where(_links_into(course_id, room_id))
+        .execution_options(synchronize_session=False)
+    )
+    notify(students, "course_deleted", f"“{title}” has been deleted.", "/dashboard")
+    audit.record(
+        "course_deleted",
+        user,
+        course_id=course_id,
+        course_title=title,
+        details=", ".join(f"{n} {what}" for what, n in counts.items()),
+    )
+    db.session.delete(course)
+    db.session.commit()
+    for name in files:
+        storage.stored_path(name).unlink(missing_ok=True)
+    return title
+
+
+def _why_not(user: User) -> str:
+    if user.role == Role.ADMIN:
+        return "Archive the course before deleting it."
+    return "Only a draft can be deleted by its teacher; archive the course instead."
+
+
+def _contents(course_id: int, room_id: int | None) -> dict[str, int]:
+    """What goes with the course, counted for the audit row."""
+
+    def count(model, *where) -> int:
+        return db.session.scalar(select(func.count()).select_from(model).where(*where))
+
+    return {
+        "enrolments": count(Enrollment, Enrollment.course_id == course_id),
+        "files": count(Material, Material.course_id == course_id),
+        "feedback": count(Feedback, Feedback.course_id == course_id),
+        "messages": count(ChatMessage, ChatMessage.room_id == room_id),
+    }
+
+
+def _links_into(course_id: int, room_id: int | None):
+    """Notifications whose link leads into the course or its room."""
+    links = [f"/courses/{course_id}"]
+    if room_id is not None:
+        links.append(f"/chat/{room_id}")
+    return or_(
+        *(
+            condition
+            for link in links
+            for condition in (
+                Notification.link == link,
+                Notification.link.startswith(f"{link}/", autoescape=True),
+                Notification.link.startswith(f"{link}#", autoescape=True),
+                Notification.link.startswith(f"{link}?", autoescape=True),
+            )
+        )
+    )

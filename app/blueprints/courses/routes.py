@@ -7,11 +7,18 @@ from flask_login import current_user
 
 from app.blueprints.chat.services import course_room_id
 from app.blueprints.courses import bp, lifecycle, services
-from app.blueprints.courses.forms import CourseForm
+from app.blueprints.courses.forms import CourseForm, DeleteCourseForm
 from app.blueprints.enrollments import services as enrolment
 from app.errors import InvalidInput
 from app.models import Role
-from app.web import form_invalid, page_number, redirect_303, render_page_or_partial, role_required
+from app.web import (
+    add_errors,
+    form_invalid,
+    page_number,
+    redirect_303,
+    render_page_or_partial,
+    role_required,
+)
 
 
 @bp.get("/courses")
@@ -39,15 +46,21 @@ def create():
 
 @bp.get("/courses/<int:course_id>")
 def detail(course_id: int):
+    return course_page(course_id)
+
+
+def course_page(course_id: int, status: int = 200, delete_form: DeleteCourseForm | None = None):
     item, place = enrolment.course_page(current_user, course_id)
     is_student = current_user.is_authenticated and current_user.role == Role.STUDENT
+    can_delete = lifecycle.may_delete(current_user, item.course)
     return render_template(
         "courses/detail.html",
         item=item,
         place=place,
         is_student=is_student,
         chat_room_id=course_room_id(course_id),
-    )
+        delete_form=delete_form or (DeleteCourseForm(formdata=None) if can_delete else None),
+    ), status
 
 
 @bp.route("/courses/<int:course_id>/edit", methods=["GET", "POST"])
@@ -76,6 +89,19 @@ def archive(course_id: int):
 @role_required(Role.TEACHER, Role.ADMIN)
 def unarchive(course_id: int):
     return changed(lifecycle.unarchive(current_user, course_id))
+
+
+@bp.post("/courses/<int:course_id>/delete")
+@role_required(Role.TEACHER, Role.ADMIN)
+def delete(course_id: int):
+    form = DeleteCourseForm()
+    try:
+        title = lifecycle.delete(current_user, course_id, form.confirm.data or "")
+    except InvalidInput as error:  # the service checks the title: nothing else to validate
+        add_errors(form, error)
+        return course_page(course_id, 422, delete_form=form)
+    flash(f"“{title}” is deleted, with its files, feedback and chat.", "status")
+    return redirect_303(url_for("main.dashboard"))
 
 
 def changed(change: lifecycle.Change):

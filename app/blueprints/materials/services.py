@@ -11,14 +11,15 @@ from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import FileStorage
 
 from app.blueprints.courses.services import can_manage, changeable_course, visible_course
-from app.blueprints.enrollments.services import ENROLLED
 from app.blueprints.materials import storage
 from app.blueprints.notifications.services import notify
 from app.errors import InvalidInput, NotAllowed, NotFound, UnsupportedType
 from app.extensions import db
 from app.forms import text_problem
-from app.models import Course, Enrollment, Material, User
+from app.models import Course, Enrollment, EnrollmentStatus, Material, User
 from app.models.material import TITLE_MAX
+
+ENROLLED = EnrollmentStatus.ENROLLED.value
 
 
 def may_view(user: User, course: Course) -> bool:
