@@ -73,3 +73,11 @@ class DeleteCourseForm(BaseForm):
         "Type the course's title to confirm",
         validators=[DataRequired("Type the course's title to confirm.")],
     )
+
+
+class TransferForm(BaseForm):
+    teacher = StringField(
+        "The new teacher's username",
+        filters=[strip],
+        validators=[DataRequired("Type the new teacher's username.")],
+    )

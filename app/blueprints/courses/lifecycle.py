@@ -1,4 +1,5 @@
-"""A course's life once it exists: archiving it and back, deleting it with everything in it.
+"""A course's life once it exists: archiving it and back, deleting it with everything in it,
+handing it to another teacher.
 It sits above enrolments (the waitlist an archive closes), materials (the files a deletion
 removes) and chat, beside the course rules it builds on."""
 
@@ -174,3 +175,46 @@ def _links_into(course_id: int, room_id: int | None):
             )
         )
     )
+
+
+def transfer(admin: User, course_id: int, username: str) -> Change:
+    """Hand the course to another teacher (admins only). Its room and roster follow: a course
+    room's members are read from the course's teacher, so the new teacher is in and the old
+    one out from the next request or message. Both are told; the change is audited."""
+    if not admin.is_admin:
+        raise NotAllowed("Only admins hand courses to another teacher.")
+    course = managed_course(admin, course_id)
+    new = db.session.scalar(select(User).where(User.username == (username or "").strip().lower()))
+    if new is None or not new.is_teacher:
+        raise InvalidInput({"teacher": f"No teacher is called “{(username or '').strip()}”."})
+    if not new.is_active:
+        raise InvalidInput({"teacher": f"{new.username} is deactivated: reactivate them first."})
+    if new.id == course.teacher_id:
+        raise InvalidInput({"teacher": f"{new.username} already teaches this course."})
+    new_id, new_name, new_username = new.id, new.full_name, new.username
+    by = admin.full_name
+    course = lock(course_id)
+    old = db.session.get(User, course.teacher_id)
+    old_id, old_name, old_username = old.id, old.full_name, old.username
+    if old_id == new_id:
+        db.session.rollback()
+        raise InvalidInput({"teacher": f"{new_username} already teaches this course."})
+    course.teacher_id = new_id
+    link = f"/courses/{course_id}"
+    notify([old_id], "course_transferred", f"{by} handed “{course.title}” to {new_name}.", link)
+    notify(
+        [new_id],
+        "course_transferred",
+        f"{by} handed “{course.title}” to you; {old_name} taught it before.",
+        link,
+    )
+    audit.record(
+        "course_transferred",
+        admin,
+        db.session.get(User, new_id),
+        course_id=course_id,
+        course_title=course.title,
+        details=f"{old_username} → {new_username}",
+    )
+    db.session.commit()
+    return Change(course_id, f"The course is now taught by {new_name} ({new_username}).")

@@ -7,7 +7,7 @@ from flask_login import current_user
 
 from app.blueprints.chat.services import course_room_id
 from app.blueprints.courses import bp, lifecycle, services
-from app.blueprints.courses.forms import CourseForm, DeleteCourseForm
+from app.blueprints.courses.forms import CourseForm, DeleteCourseForm, TransferForm
 from app.blueprints.enrollments import services as enrolment
 from app.errors import InvalidInput
 from app.models import Role
@@ -49,17 +49,27 @@ def detail(course_id: int):
     return course_page(course_id)
 
 
-def course_page(course_id: int, status: int = 200, delete_form: DeleteCourseForm | None = None):
+def course_page(
+    course_id: int,
+    status: int = 200,
+    delete_form: DeleteCourseForm | None = None,
+    transfer_form: TransferForm | None = None,
+):
+    """The course page; for those who may, with the forms to delete it or hand it over."""
     item, place = enrolment.course_page(current_user, course_id)
     is_student = current_user.is_authenticated and current_user.role == Role.STUDENT
-    can_delete = lifecycle.may_delete(current_user, item.course)
+    if delete_form is None and lifecycle.may_delete(current_user, item.course):
+        delete_form = DeleteCourseForm(formdata=None)
+    if transfer_form is None and current_user.is_authenticated and current_user.is_admin:
+        transfer_form = TransferForm(formdata=None)
     return render_template(
         "courses/detail.html",
         item=item,
         place=place,
         is_student=is_student,
         chat_room_id=course_room_id(course_id),
-        delete_form=delete_form or (DeleteCourseForm(formdata=None) if can_delete else None),
+        delete_form=delete_form,
+        transfer_form=transfer_form,
     ), status
 
 
@@ -102,6 +112,19 @@ def delete(course_id: int):
         return course_page(course_id, 422, delete_form=form)
     flash(f"“{title}” is deleted, with its files, feedback and chat.", "status")
     return redirect_303(url_for("main.dashboard"))
+
+
+@bp.post("/courses/<int:course_id>/transfer")
+@role_required(Role.ADMIN)
+def transfer(course_id: int):
+    form = TransferForm()
+    try:
+        if not form.validate():
+            return course_page(course_id, 422, transfer_form=form)
+        return changed(lifecycle.transfer(current_user, course_id, form.teacher.data))
+    except InvalidInput as error:
+        add_errors(form, error)
+        return course_page(course_id, 422, transfer_form=form)
 
 
 def changed(change: lifecycle.Change):
