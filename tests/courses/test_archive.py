@@ -280,3 +280,18 @@ def course_ids_in(html: str) -> list[int]:
     import re
 
     return [int(i) for i in re.findall(r'data-course-id="(\d+)"', html)]
+
+
+def test_a_class_list_cannot_enrol_anyone_in_an_archived_course(
+    app, client, login_as, people, course
+):
+    from app.blueprints.admin import imports
+
+    archive_now(client, login_as, people, course)
+    header = "username;full_name;email;role;courses"
+    raw = f"{header}\nnew1;New One;new1@school.example;student;{course.id}\n"
+    with app.test_request_context():
+        preview = imports.preview(people["admin"], raw.encode())
+    assert [(line.outcome, line.errors) for line in preview.lines] == [
+        ("error", [f"course {course.id} is archived"])
+    ]
