@@ -20,8 +20,8 @@ from tests.browser import flows
 pytestmark = pytest.mark.browser
 
 PASSWORD = "keyboard-only-secret"
-# Files, a JSON answer and the WebSocket.
-NOT_PAGES = {"static", "main.healthz", "materials.download", "chat.live"}
+# Files, a JSON answer, the WebSocket, and a fragment only htmx asks for.
+NOT_PAGES = {"static", "main.healthz", "materials.download", "chat.live", "enrollments.suggestions"}
 ROLES = ("student", "teacher", "admin")
 
 

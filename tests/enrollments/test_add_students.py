@@ -160,3 +160,33 @@ def test_the_roster_page_has_a_plain_form(client, login_as, owner, course):
     form = page.split('id="add-heading"')[1].split("</form>")[0]
     assert f'method="post" action="/courses/{course.id}/students"' in form
     assert 'name="csrf_token"' in form and 'name="usernames"' in form
+
+
+def suggested(client, course_id: int, typed: str, status: int = 200) -> list[str]:
+    response = client.get(
+        f"/courses/{course_id}/students/suggestions",
+        query_string={"usernames": typed},
+        headers={"HX-Request": "true"},
+    )
+    assert response.status_code == status
+    return re.findall(r'data-add-username="([^"]+)"', response.text)
+
+
+def test_students_the_last_word_may_mean_are_suggested(
+    client, login_as, make_user, owner, course, pupils
+):
+    make_user("anatol", role="teacher")
+    make_user("anabel", full_name="Anabel Smith")
+    services.enroll(make_user("anders"), course.id)
+    login_as(owner)
+    assert sorted(suggested(client, course.id, "an")) == ["ana", "anabel"]
+    assert sorted(suggested(client, course.id, "bo, an")) == ["ana", "anabel"]
+    assert suggested(client, course.id, "ana, anab") == ["anabel"]
+    assert suggested(client, course.id, "smi") == ["anabel"]  # by name too
+    assert suggested(client, course.id, "ana, ") == []  # the last word is finished
+    assert suggested(client, course.id, "") == []
+
+
+def test_only_who_may_add_gets_suggestions(client, login_as, make_user, course, pupils):
+    login_as(make_user("olga", role="teacher"))
+    suggested(client, course.id, "an", status=403)

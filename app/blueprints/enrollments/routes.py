@@ -76,6 +76,14 @@ def add_students(course_id: int):
     return roster_page(services.roster(current_user, course_id), 422, add_form=form)
 
 
+@bp.get("/courses/<int:course_id>/students/suggestions")
+@role_required(Role.TEACHER, Role.ADMIN)
+def suggestions(course_id: int):
+    """For htmx, as the teacher types names into the box: students the last word may mean."""
+    students = services.suggestions(current_user, course_id, request.args.get("usernames", ""))
+    return render_template("enrollments/_suggestions.html", students=students)
+
+
 @bp.route("/courses/<int:course_id>/students/<username>/remove", methods=["GET", "POST"])
 @role_required(Role.TEACHER, Role.ADMIN)
 def remove_student(course_id: int, username: str):

@@ -22,6 +22,7 @@ from app.blueprints.courses.services import (
     visible_course,
 )
 from app.blueprints.notifications.services import notify
+from app.blueprints.search import services as people_search
 from app.errors import InvalidInput, NotAllowed, NotFound
 from app.extensions import db
 from app.models import Course, Enrollment, EnrollmentStatus, Role, User
@@ -352,6 +353,30 @@ def add_students(teacher: User, course_id: int, text: str) -> Added:
             notify([student_id], "enrolled_by_teacher", f"{by} enrolled you in “{title}”.", link)
     db.session.commit()
     return added
+
+
+SUGGESTIONS = 8
+
+
+def suggestions(teacher: User, course_id: int, typed: str) -> list[User]:
+    """Students whose name or username starts like the word being typed last in the box, not
+    on the roster yet and not typed already: what the people search finds, a few at most."""
+    may_change_roster(teacher, course_id)
+    names = parse_usernames(typed)
+    if not names or SEPARATORS.fullmatch(typed[-1:]):
+        return []  # nothing typed, or the last word is finished
+    query = people_search.UserQuery(q=names[-1], role=Role.STUDENT.value)
+    found = people_search.find_users(teacher, query, 1)
+    there = set(
+        db.session.scalars(select(Enrollment.student_id).where(Enrollment.course_id == course_id))
+    )
+    return [
+        result.user
+        for result in found.items
+        if result.user.id not in there
+        and result.user.is_active
+        and result.user.username not in names[:-1]
+    ][:SUGGESTIONS]
 
 
 def _refused(names: list[str], found: dict[str, User]) -> list[str]:
