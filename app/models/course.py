@@ -33,6 +33,8 @@ class Course(db.Model):
     keywords: Mapped[str] = mapped_column(Text, default="")
     capacity: Mapped[int | None] = mapped_column(Integer)  # None: unlimited
     published: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Archived: read-only, out of the catalogue and search, kept for those who took part.
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     teacher_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
@@ -40,6 +42,15 @@ class Course(db.Model):
     )
 
     teacher: Mapped[User] = relationship(lazy="raise_on_sql")
+
+    @property
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
+
+    @property
+    def is_listed(self) -> bool:
+        """In the catalogue and course search: published and not archived."""
+        return self.published and self.archived_at is None
 
     @property
     def keyword_list(self) -> list[str]:

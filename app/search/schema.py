@@ -39,6 +39,7 @@ COURSE_SCHEMA = Schema(
     complete=prefix_field(),
     teacher_id=ID(stored=True),
     teacher_username=ID,
+    # Listed: published and not archived. Anything else only its teacher finds.
     published=BOOLEAN(stored=True),
 )
 
@@ -79,7 +80,7 @@ def course_document(course: dict) -> dict:
         "complete": short,
         "teacher_id": str(course["teacher_id"]),
         "teacher_username": course["username"],
-        "published": bool(course["published"]),
+        "published": bool(course["published"]) and course.get("archived_at") is None,
     }
 
 
@@ -101,6 +102,7 @@ COURSE_COLUMNS = (
     Course.keywords,
     Course.description,
     Course.published,
+    Course.archived_at,
     Course.teacher_id,
     User.full_name,
     User.username,

@@ -18,7 +18,7 @@ from app.search.store import Changes
 log = logging.getLogger(__name__)
 KEY = "campus.search.changes"
 COMMITTED = "campus.search.committed"
-COURSE_FIELDS = ("title", "description", "keywords", "published", "teacher_id")
+COURSE_FIELDS = ("title", "description", "keywords", "published", "archived_at", "teacher_id")
 USER_FIELDS = ("username", "full_name", "email", "role")
 NAME_FIELDS = ("username", "full_name")
 _listening = False

@@ -21,8 +21,16 @@ from tests.browser import flows
 pytestmark = pytest.mark.browser
 
 PASSWORD = "keyboard-only-secret"
-# Files, a JSON answer, the WebSocket and the data export (a zip).
-NOT_PAGES = {"static", "main.healthz", "materials.download", "chat.live", "profile.export_data"}
+# Files, a JSON answer, the WebSocket, the data export (a zip), and a fragment only htmx
+# asks for.
+NOT_PAGES = {
+    "static",
+    "main.healthz",
+    "materials.download",
+    "chat.live",
+    "profile.export_data",
+    "enrollments.suggestions",
+}
 ROLES = ("student", "teacher", "admin")
 
 
@@ -129,6 +137,8 @@ def test_every_page_passes_axe_for_every_role(app, page, visit, make_user, make_
             check(f"course-edit-{role}")
             page.goto(f"/courses/{course.id}/students")
             check(f"roster-{role}")
+            page.goto(f"/courses/{course.id}/students/early/remove")
+            check(f"roster-remove-confirm-{role}")
             page.goto("/search/users?q=a")
             check(f"search-users-{role}")
         if role == "teacher":

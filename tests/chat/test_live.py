@@ -132,6 +132,22 @@ def test_a_non_member_is_refused_and_nothing_is_stored(live_server, room, make_u
     assert message_count() == 0
 
 
+def test_an_archived_course_room_refuses_posts_and_stores_nothing(live_server, room):
+    from app.blueprints.courses import lifecycle
+
+    room_id, teacher, ana, _ = room
+    course_id = db.session.get(ChatRoom, room_id).course_id
+    with open_socket(live_server, teacher) as t, open_socket(live_server, ana) as a:
+        send(t, {"resume": {str(room_id): 0}})
+        lifecycle.archive(teacher, course_id)
+        send(a, {"room": room_id, "body": "Is anyone still here?"})
+        assert "archived" in error_of(a)
+        send(t, {"room": room_id, "body": "The course is over."})
+        assert "archived" in error_of(t)
+        quiet(t, lambda f: MESSAGE in f)
+    assert message_count() == 0
+
+
 def test_the_handshake_needs_a_session_and_our_origin(live_server, room):
     _, _, ana, _ = room
     with pytest.raises(InvalidStatus) as anonymous:

@@ -139,3 +139,78 @@ def test_dashboard_of_a_waiting_student_survives_promotions(
         ("none", None),
     }, places
     assert places[("enrolled", None)] and places[("waitlisted", 1)], places
+
+
+NEWCOMERS, SEATS, WAITING = 50, 10, 3
+
+
+def test_a_removal_while_fifty_enrol_keeps_capacity_and_the_waitlist_order(
+    live_server, make_user, make_course
+):
+    """A full course with three waiting: its teacher removes a student at the moment 50 others
+    press "Enrol". The seat goes to the first who was waiting, the 50 queue behind the other
+    two in the order they came, and the course never holds more than its seats."""
+    from app.blueprints.enrollments.services import enroll
+
+    teacher = make_user("tina", role="teacher")
+    course_id = make_course(teacher, capacity=SEATS, title="Full Course").id
+    password_hash = hash_password(PASSWORD)
+    db.session.add_all(
+        User(username=name, email=f"{name}@school.example", full_name=name.title(),
+             role="student", password_hash=password_hash, bio="")
+        for name in [f"seated{n}" for n in range(SEATS)] + [f"waiting{n}" for n in range(WAITING)]
+        + [f"new{n}" for n in range(NEWCOMERS)]
+    )  # fmt: skip
+    db.session.commit()
+    for name in [f"seated{n}" for n in range(SEATS)] + [f"waiting{n}" for n in range(WAITING)]:
+        enroll(db.session.scalar(select(User).filter_by(username=name)), course_id)
+
+    teacher_client = LiveClient(live_server)
+    teacher_client.sign_in("tina", PASSWORD)
+    clients = [LiveClient(live_server) for _ in range(NEWCOMERS)]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda pair: pair[1].sign_in(f"new{pair[0]}", PASSWORD), enumerate(clients)))
+
+    start = threading.Barrier(NEWCOMERS + 1)
+
+    def press_enrol(client: LiveClient) -> int:
+        start.wait()
+        return client.post(f"/courses/{course_id}/enroll")
+
+    def remove() -> int:
+        start.wait()
+        return teacher_client.post(
+            f"/courses/{course_id}/students/seated0/remove", {"confirm": "yes"}
+        )
+
+    with ThreadPoolExecutor(max_workers=NEWCOMERS + 1) as pool:
+        removal = pool.submit(remove)
+        statuses = list(pool.map(press_enrol, clients))
+
+    assert removal.result() == 303
+    assert statuses == [303] * NEWCOMERS
+    db.session.expire_all()
+    rows = db.session.execute(
+        select(User.username, Enrollment.status)
+        .join(Enrollment, Enrollment.student_id == User.id)
+        .where(Enrollment.course_id == course_id)
+        .order_by(Enrollment.id)
+    ).all()
+    enrolled = [name for name, status in rows if status == "enrolled"]
+    waiting = [name for name, status in rows if status == "waitlisted"]
+    assert len(enrolled) == SEATS
+    assert sorted(enrolled) == sorted([f"seated{n}" for n in range(1, SEATS)] + ["waiting0"])
+    assert waiting[: WAITING - 1] == ["waiting1", "waiting2"]
+    assert sorted(waiting[WAITING - 1 :]) == sorted(f"new{n}" for n in range(NEWCOMERS))
+    # Every waiting student's own number, as their course page shows it: 1 to 52, in order.
+    from app.blueprints.enrollments.services import place_of
+
+    students = {u.username: u for u in db.session.scalars(select(User))}
+    positions = [place_of(students[name], course_id).position for name in waiting]
+    assert positions == list(range(1, len(waiting) + 1))
+    promoted = db.session.scalars(
+        select(User.username)
+        .join(Notification, Notification.user_id == User.id)
+        .where(Notification.kind == "waitlist_promoted")
+    ).all()
+    assert promoted == ["waiting0"]

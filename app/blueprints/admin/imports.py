@@ -238,6 +238,8 @@ def check(lines: list[Line]) -> dict[int, str]:
             course = courses.get(course_id)
             if course is None or not course.published:
                 line.errors.append(f"there is no published course {course_id}")
+            elif course.archived_at is not None:
+                line.errors.append(f"course {course_id} is archived")
             elif user is None or (user.id, course_id) not in places:
                 line.enrol.append(course_id)
         if line.errors:

@@ -32,6 +32,7 @@ def room_context(room: ChatRoom, members: list[int], form: MessageForm | None = 
         "history": history,
         "seen": services.seen_of(room.id, members, history) if before is None else 0,
         "form": form or MessageForm(formdata=None),
+        "archived": services.archived(room),
     }
 
 
@@ -52,6 +53,7 @@ def room(room_id: int):
 @login_required
 def post(room_id: int):
     room, members = services.room_for(current_user.id, room_id)  # 404 before the input
+    services.refuse_if_archived(room)  # 403, whatever was typed
     form = MessageForm()
     if not form.validate():
         return form_invalid("chat/room.html", form, **room_context(room, members, form))

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased, contains_eager
 
 from app.blueprints.notifications.services import notify
-from app.errors import InvalidInput, NotFound, Throttled
+from app.errors import InvalidInput, NotAllowed, NotFound, Throttled
 from app.extensions import db
 from app.forms import text_problem
 from app.live import live, render_fragment
@@ -85,6 +85,19 @@ def room_for(user_id: int, room_id: int) -> tuple[ChatRoom, list[int]]:
     if user_id not in members:
         raise NotFound("There is no such chat room.")
     return room, members
+
+
+def archived(room: ChatRoom) -> bool:
+    """A course room whose course is archived: its history stays, nobody posts."""
+    if room.course_id is None:
+        return False
+    since = db.session.scalar(select(Course.archived_at).where(Course.id == room.course_id))
+    return since is not None
+
+
+def refuse_if_archived(room: ChatRoom) -> None:
+    if archived(room):
+        raise NotAllowed("This course is archived: its chat can be read, not written in.")
 
 
 def course_room_id(course_id: int) -> int | None:
@@ -218,6 +231,7 @@ def post(author: Member, room_id: int, body: object) -> ChatMessage:
     do not have the room open (once per room until they read it). What was shown was saved."""
     text = clean_body(body)
     room, members = room_for(author.id, room_id)
+    refuse_if_archived(room)
     limit, who = current_app.config["CHAT_POST_LIMIT"], author.account_key or str(author.id)
     if not count_attempt(limit, "chat-post", who):
         raise Throttled(

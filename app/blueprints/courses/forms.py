@@ -66,3 +66,18 @@ class CourseForm(BaseForm):
     @property
     def keyword_list(self) -> list[str]:
         return normalise_keywords(self.keywords.data or "")
+
+
+class DeleteCourseForm(BaseForm):
+    confirm = StringField(
+        "Type the course's title to confirm",
+        validators=[DataRequired("Type the course's title to confirm.")],
+    )
+
+
+class TransferForm(BaseForm):
+    teacher = StringField(
+        "The new teacher's username",
+        filters=[strip],
+        validators=[DataRequired("Type the new teacher's username.")],
+    )

@@ -6,12 +6,19 @@ from flask import flash, render_template, url_for
 from flask_login import current_user
 
 from app.blueprints.chat.services import course_room_id
-from app.blueprints.courses import bp, services
-from app.blueprints.courses.forms import CourseForm
+from app.blueprints.courses import bp, lifecycle, services
+from app.blueprints.courses.forms import CourseForm, DeleteCourseForm, TransferForm
 from app.blueprints.enrollments import services as enrolment
 from app.errors import InvalidInput
 from app.models import Role
-from app.web import form_invalid, page_number, redirect_303, render_page_or_partial, role_required
+from app.web import (
+    add_errors,
+    form_invalid,
+    page_number,
+    redirect_303,
+    render_page_or_partial,
+    role_required,
+)
 
 
 @bp.get("/courses")
@@ -39,21 +46,37 @@ def create():
 
 @bp.get("/courses/<int:course_id>")
 def detail(course_id: int):
+    return course_page(course_id)
+
+
+def course_page(
+    course_id: int,
+    status: int = 200,
+    delete_form: DeleteCourseForm | None = None,
+    transfer_form: TransferForm | None = None,
+):
+    """The course page; for those who may, with the forms to delete it or hand it over."""
     item, place = enrolment.course_page(current_user, course_id)
     is_student = current_user.is_authenticated and current_user.role == Role.STUDENT
+    if delete_form is None and lifecycle.may_delete(current_user, item.course):
+        delete_form = DeleteCourseForm(formdata=None)
+    if transfer_form is None and current_user.is_authenticated and current_user.is_admin:
+        transfer_form = TransferForm(formdata=None)
     return render_template(
         "courses/detail.html",
         item=item,
         place=place,
         is_student=is_student,
         chat_room_id=course_room_id(course_id),
-    )
+        delete_form=delete_form,
+        transfer_form=transfer_form,
+    ), status
 
 
 @bp.route("/courses/<int:course_id>/edit", methods=["GET", "POST"])
 @role_required(Role.TEACHER, Role.ADMIN)
 def edit(course_id: int):
-    course = services.managed_course(current_user, course_id)
+    course = services.changeable_course(current_user, course_id)
     form = CourseForm(obj=course)
     if not form.validate_on_submit():
         status = 422 if form.is_submitted() else 200
@@ -64,6 +87,49 @@ def edit(course_id: int):
         return form_invalid("courses/form.html", form, error, course=course)
     flash("The course is saved.", "status")
     return redirect_303(url_for("courses.detail", course_id=course_id))
+
+
+@bp.post("/courses/<int:course_id>/archive")
+@role_required(Role.TEACHER, Role.ADMIN)
+def archive(course_id: int):
+    return changed(lifecycle.archive(current_user, course_id))
+
+
+@bp.post("/courses/<int:course_id>/unarchive")
+@role_required(Role.TEACHER, Role.ADMIN)
+def unarchive(course_id: int):
+    return changed(lifecycle.unarchive(current_user, course_id))
+
+
+@bp.post("/courses/<int:course_id>/delete")
+@role_required(Role.TEACHER, Role.ADMIN)
+def delete(course_id: int):
+    form = DeleteCourseForm()
+    try:
+        title = lifecycle.delete(current_user, course_id, form.confirm.data or "")
+    except InvalidInput as error:  # the service checks the title: nothing else to validate
+        add_errors(form, error)
+        return course_page(course_id, 422, delete_form=form)
+    flash(f"“{title}” is deleted, with its files, feedback and chat.", "status")
+    return redirect_303(url_for("main.dashboard"))
+
+
+@bp.post("/courses/<int:course_id>/transfer")
+@role_required(Role.ADMIN)
+def transfer(course_id: int):
+    form = TransferForm()
+    try:
+        if not form.validate():
+            return course_page(course_id, 422, transfer_form=form)
+        return changed(lifecycle.transfer(current_user, course_id, form.teacher.data))
+    except InvalidInput as error:
+        add_errors(form, error)
+        return course_page(course_id, 422, transfer_form=form)
+
+
+def changed(change: lifecycle.Change):
+    flash(change.message, "status")
+    return redirect_303(url_for("courses.detail", course_id=change.course_id))
 
 
 def draft_from(form: CourseForm) -> services.CourseDraft:

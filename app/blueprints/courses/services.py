@@ -95,13 +95,18 @@ def listed_with(query: Select) -> list[tuple[Listed, tuple]]:
     ]
 
 
+def is_listed():
+    """The catalogue's and search's condition: published and not archived."""
+    return Course.published & Course.archived_at.is_(None)
+
+
 def catalogue(number: int) -> Page:
-    total = db.session.scalar(select(func.count()).select_from(Course).where(Course.published))
+    total = db.session.scalar(select(func.count()).select_from(Course).where(is_listed()))
     pages = page_count(total, PAGE_SIZE)
     number = min(max(number, 1), pages)
     query = (
         select(Course)
-        .where(Course.published)
+        .where(is_listed())
         .order_by(Course.created_at.desc(), Course.id.desc())
         .limit(PAGE_SIZE)
         .offset((number - 1) * PAGE_SIZE)
@@ -132,6 +137,22 @@ def managed_course(user: User, course_id: int) -> Course:
     course = visible_course(user, course_id).course
     if not can_manage(user, course):
         raise NotAllowed("Only the course's teacher can change it.")
+    return course
+
+
+ARCHIVED = "This course is archived: it can be read but no longer changed."
+
+
+def refuse_if_archived(course: Course) -> None:
+    """An archived course is read-only everywhere: enrolment, files, feedback, chat (403)."""
+    if course.archived_at is not None:
+        raise NotAllowed(ARCHIVED)
+
+
+def changeable_course(user: User, course_id: int) -> Course:
+    """A course this user manages and that is not archived."""
+    course = managed_course(user, course_id)
+    refuse_if_archived(course)
     return course
 
 
@@ -177,9 +198,12 @@ def enrolled_count(course_id: int) -> int:
 def update(user: User, course_id: int, draft: CourseDraft) -> Course:
     """Change a course. Capacity never drops below those enrolled; raising it (or making it
     unlimited) fills the new seats from the waitlist. Students are told when their course is
-    renamed or unpublished."""
-    managed_course(user, course_id)
+    renamed or unpublished. An archived course is not changed."""
+    changeable_course(user, course_id)
     course = lock(course_id)
+    if course.archived_at is not None:
+        db.session.rollback()
+        raise NotAllowed(ARCHIVED)
     enrolled = enrolled_count(course_id)
     if draft.capacity is not None and draft.capacity < enrolled:
         db.session.rollback()
@@ -221,5 +245,6 @@ def _apply(course: Course, draft: CourseDraft) -> None:
 
 
 def taught_by(user: User) -> list[Listed]:
+    """Every course the user teaches, archived ones included (the dashboard sorts them)."""
     query = select(Course).where(Course.teacher_id == user.id).order_by(Course.created_at.desc())
     return listed(query)

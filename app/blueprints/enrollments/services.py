@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
 from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased, contains_eager
 
 from app.blueprints.courses.services import (
+    ARCHIVED,
     Listed,
     can_see,
+    changeable_course,
     enrolled_count,
     listed_with,
     lock,
     visible_course,
 )
 from app.blueprints.notifications.services import notify
-from app.errors import NotAllowed, NotFound
+from app.blueprints.search import services as people_search
+from app.errors import InvalidInput, NotAllowed, NotFound
 from app.extensions import db
 from app.models import Course, Enrollment, EnrollmentStatus, Role, User
 from app.web import spreadsheet_safe
@@ -97,11 +101,15 @@ def _only_students(user: User) -> None:
 
 
 def _locked_published(course_id: int) -> Course:
-    """The course, locked; a draft is as missing to a student as a course that does not exist."""
+    """The course, locked; a draft is as missing to a student as a course that does not exist,
+    and an archived one is read-only."""
     course = lock(course_id)
     if not course.published:
         db.session.rollback()
         raise NotFound("There is no such course.")
+    if course.archived_at is not None:
+        db.session.rollback()
+        raise NotAllowed(ARCHIVED)
     return course
 
 
@@ -183,12 +191,12 @@ def withdraw(student: User, course_id: int) -> Outcome:
     return Outcome(Place("none"), message, changed=True)
 
 
-def fill_from_waitlist(course: Course, enrolled: int) -> None:
-    """Promote the first on the waitlist into free seats and notify them. The caller holds the
-    course's lock and commits."""
+def fill_from_waitlist(course: Course, enrolled: int) -> list[int]:
+    """Promote the first on the waitlist into free seats and notify them; their ids. The
+    caller holds the course's lock and commits."""
     free = None if course.capacity is None else course.capacity - enrolled
     if free is not None and free <= 0:
-        return
+        return []
     query = (
         select(Enrollment)
         .where(Enrollment.course_id == course.id, Enrollment.status == WAITLISTED)
@@ -205,6 +213,7 @@ def fill_from_waitlist(course: Course, enrolled: int) -> None:
         f"A seat opened in “{course.title}”: you are now enrolled.",
         f"/courses/{course.id}",
     )
+    return [enrollment.student_id for enrollment in promoted]
 
 
 def participant_ids(course_id: int) -> list[int]:
@@ -252,6 +261,201 @@ def roster_csv(roster: Roster) -> str:
             cells.append(enrollment.created_at.date().isoformat())
             writer.writerow([spreadsheet_safe(cell) for cell in cells])
     return out.getvalue()
+
+
+# Adding students by name -------------------------------------------------------------------
+
+USERNAMES_MAX = 200  # names in one go: a large class, not an import
+SEPARATORS = re.compile(r"[\s,;]+")
+
+
+def parse_usernames(text: str) -> list[str]:
+    """Usernames separated by spaces, commas or lines, each once, lower-cased, in the order
+    typed; a leading "@" is dropped ("@sam" is sam)."""
+    names = (name.lstrip("@").lower() for name in SEPARATORS.split(text or ""))
+    return list(dict.fromkeys(name for name in names if name))
+
+
+def may_change_roster(user: User, course_id: int) -> Course:
+    """The course's teacher or an admin, while it is not archived (403; a draft of someone
+    else's 404) - checked before the input is read."""
+    return changeable_course(user, course_id)
+
+
+@dataclass
+class Added:
+    """What adding students did: each username with its place, and those already there."""
+
+    enrolled: list[str] = field(default_factory=list)
+    waitlisted: list[tuple[str, int]] = field(default_factory=list)  # with their number
+    already: list[str] = field(default_factory=list)
+
+    @property
+    def message(self) -> str:
+        parts = []
+        if self.enrolled:
+            parts.append(f"Enrolled: {', '.join(self.enrolled)}.")
+        if self.waitlisted:
+            names = ", ".join(f"{name} (number {position})" for name, position in self.waitlisted)
+            parts.append(f"The course is full; on the waitlist: {names}.")
+        if self.already:
+            parts.append(f"Already on the roster: {', '.join(self.already)}.")
+        return " ".join(parts)
+
+
+def add_students(teacher: User, course_id: int, text: str) -> Added:
+    """Enrol students by username as if each had pressed "Enrol" (a full course puts them on
+    its waitlist) and tell each of them. Any unknown name, or one that is not an active
+    student's, refuses the lot (422 naming them): nobody is added."""
+    course = may_change_roster(teacher, course_id)
+    if not course.published:
+        raise InvalidInput({"usernames": "Publish the course first: a draft has no students."})
+    names = parse_usernames(text)
+    if not names:
+        raise InvalidInput({"usernames": "Type the usernames of the students to add."})
+    if len(names) > USERNAMES_MAX:
+        raise InvalidInput({"usernames": f"Add at most {USERNAMES_MAX} students at a time."})
+    found = {
+        u.username: u for u in db.session.scalars(select(User).where(User.username.in_(names)))
+    }
+    problems = _refused(names, found)
+    if problems:
+        raise InvalidInput({"usernames": " ".join(problems)})
+    students = [(found[name].id, name) for name in names]
+    by = teacher.full_name
+    course = lock(course_id)
+    if course.archived_at is not None:
+        db.session.rollback()
+        raise NotAllowed(ARCHIVED)
+    title, capacity = course.title, course.capacity
+    there = set(
+        db.session.scalars(select(Enrollment.student_id).where(Enrollment.course_id == course_id))
+    )
+    counts = _counts(course_id)
+    enrolled, waiting = counts[ENROLLED], counts[WAITLISTED]
+    added = Added()
+    link = f"/courses/{course_id}"
+    for student_id, name in students:
+        if student_id in there:
+            added.already.append(name)
+            continue
+        full = capacity is not None and enrolled >= capacity
+        status = WAITLISTED if full else ENROLLED
+        db.session.add(Enrollment(course_id=course_id, student_id=student_id, status=status))
+        if full:
+            waiting += 1
+            added.waitlisted.append((name, waiting))
+            told = f"{by} put you on the waitlist of “{title}”: you are number {waiting}."
+            notify([student_id], "waitlisted_by_teacher", told, link)
+        else:
+            enrolled += 1
+            added.enrolled.append(name)
+            notify([student_id], "enrolled_by_teacher", f"{by} enrolled you in “{title}”.", link)
+    db.session.commit()
+    return added
+
+
+SUGGESTIONS = 8
+
+
+def suggestions(teacher: User, course_id: int, typed: str) -> list[User]:
+    """Students whose name or username starts like the word being typed last in the box, not
+    on the roster yet and not typed already: what the people search finds, a few at most."""
+    may_change_roster(teacher, course_id)
+    names = parse_usernames(typed)
+    if not names or SEPARATORS.fullmatch(typed[-1:]):
+        return []  # nothing typed, or the last word is finished
+    query = people_search.UserQuery(q=names[-1], role=Role.STUDENT.value)
+    found = people_search.find_users(teacher, query, 1)
+    there = set(
+        db.session.scalars(select(Enrollment.student_id).where(Enrollment.course_id == course_id))
+    )
+    return [
+        result.user
+        for result in found.items
+        if result.user.id not in there
+        and result.user.is_active
+        and result.user.username not in names[:-1]
+    ][:SUGGESTIONS]
+
+
+def _refused(names: list[str], found: dict[str, User]) -> list[str]:
+    """What is wrong with the names typed, each named, or nothing."""
+    unknown = [name for name in names if name not in found]
+    others = [name for name in names if name in found and found[name].role != Role.STUDENT]
+    inactive = [
+        name
+        for name in names
+        if name in found and found[name].role == Role.STUDENT and not found[name].is_active
+    ]
+    problems = []
+    if unknown:
+        problems.append(f"No student is called {', '.join(unknown)}.")
+    if others:
+        problems.append(f"Not students: {', '.join(others)}.")
+    if inactive:
+        problems.append(f"Deactivated: {', '.join(inactive)}.")
+    if problems:
+        problems.append("Nobody was added.")
+    return problems
+
+
+# Removing a student ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OnRoster:
+    """A student on a course's roster, for the page that asks to confirm their removal."""
+
+    course: Course
+    student: User
+    place: Place
+
+
+def on_roster(teacher: User, course_id: int, username: str) -> OnRoster:
+    course = may_change_roster(teacher, course_id)
+    student = _student_named(username)
+    place = _place_of(student.id, course_id)
+    if place.status == "none":
+        raise NotFound(f"{student.username} is not on this course's roster.")
+    return OnRoster(course, student, place)
+
+
+def _student_named(username: str) -> User:
+    student = db.session.scalar(select(User).where(User.username == username.lower()))
+    if student is None:
+        raise NotFound("There is no such student.")
+    return student
+
+
+def remove_student(teacher: User, course_id: int, username: str) -> str:
+    """Take a student off the course (or its waitlist). In the same transaction, under the
+    course's lock, the seat goes to the first on the waitlist. The student is told, and is out
+    of the course's chat at once: a room's members are read for every message."""
+    may_change_roster(teacher, course_id)
+    student = _student_named(username)
+    student_id, name, by = student.id, student.username, teacher.full_name
+    course = lock(course_id)
+    if course.archived_at is not None:
+        db.session.rollback()
+        raise NotAllowed(ARCHIVED)
+    enrollment = _enrollment(student_id, course_id)
+    if enrollment is None:
+        db.session.rollback()
+        raise NotFound(f"{name} is not on this course's roster.")
+    was_enrolled = enrollment.status == ENROLLED
+    db.session.delete(enrollment)
+    db.session.flush()
+    promoted = fill_from_waitlist(course, enrolled_count(course_id)) if was_enrolled else []
+    where = f"“{course.title}”" if was_enrolled else f"the waitlist of “{course.title}”"
+    link = f"/courses/{course_id}"
+    notify([student_id], "removed_from_course", f"{by} removed you from {where}.", link)
+    message = f"{name} is removed from {where}."
+    if promoted:
+        names = db.session.scalars(select(User.username).where(User.id.in_(promoted)))
+        message += f" {', '.join(names)} had the first place on the waitlist and is now enrolled."
+    db.session.commit()
+    return message
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ def page_context(course_id: int, form: FeedbackForm | None = None, item=None) ->
         "page": services.entries(course_id, page_number(), request.args.get("sort", "newest")),
         "form": form,
         "mine": mine,
-        "can_reply": can_manage(current_user, item.course),
+        "can_reply": can_manage(current_user, item.course) and not item.course.is_archived,
     }
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
 
-from app.blueprints.courses.services import can_manage, visible_course
+from app.blueprints.courses.services import can_manage, refuse_if_archived, visible_course
 from app.blueprints.notifications.services import notify
 from app.errors import NotAllowed, NotFound
 from app.extensions import db
@@ -98,6 +98,7 @@ def writable_course(user: User, course_id: int) -> Course:
     """The course, if this user may rate it: 404 when they cannot see it, 403 when they may
     read but not write (teachers, admins, students not enrolled)."""
     course = readable_course(user, course_id).course
+    refuse_if_archived(course)
     if not may_write(user, course_id):
         raise NotAllowed("Only students enrolled in this course can rate it.")
     return course
@@ -111,16 +112,21 @@ def replyable(user: User, feedback_id: int) -> Feedback:
     course = readable_course(user, feedback.course_id).course
     if not can_manage(user, course):
         raise NotAllowed("Only the course's teacher can reply to its feedback.")
+    refuse_if_archived(course)
     return feedback
 
 
 def may_write(user: User, course_id: int) -> bool:
-    """Enrolled students, only while enrolled (not waiting, not withdrawn)."""
+    """Enrolled students, only while enrolled (not waiting, not withdrawn) and while the course
+    is not archived."""
     if user.role != Role.STUDENT:
         return False
     return (
         db.session.scalar(
-            select(func.count(Enrollment.id)).where(
+            select(func.count(Enrollment.id))
+            .join(Course, Course.id == Enrollment.course_id)
+            .where(
+                Course.archived_at.is_(None),
                 Enrollment.course_id == course_id,
                 Enrollment.student_id == user.id,
                 Enrollment.status == EnrollmentStatus.ENROLLED,
@@ -189,6 +195,7 @@ def delete(student: User, feedback_id: int) -> int:
     if feedback is None or feedback.student_id != student.id:
         raise NotFound("There is no such feedback of yours.")
     course_id = feedback.course_id
+    refuse_if_archived(db.session.get(Course, course_id))
     db.session.delete(feedback)
     db.session.commit()
     return course_id

@@ -42,8 +42,14 @@ def dashboard(user) -> dict:
     from app.blueprints.enrollments.services import StudentCourses, courses_of
     from app.blueprints.notifications.services import unread
 
+    taught = taught_by(user) if user.is_teacher else []
+    mine = courses_of(user) if user.role == "student" else StudentCourses([], [])
+    # Archived courses are "Past courses", apart from those running now.
     return {
-        "taught": taught_by(user) if user.is_teacher else [],
-        "mine": courses_of(user) if user.role == "student" else StudentCourses([], []),
+        "taught": [item for item in taught if not item.course.is_archived],
+        "mine": StudentCourses(
+            [item for item in mine.enrolled if not item.course.is_archived], mine.waitlisted
+        ),
+        "past": [item for item in [*taught, *mine.enrolled] if item.course.is_archived],
         "unread": unread(user),
     }

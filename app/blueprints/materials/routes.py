@@ -41,7 +41,7 @@ def index(course_id: int):
         "materials/index.html",
         course=course,
         materials=materials,
-        can_upload=can_manage(current_user, course),
+        can_upload=can_manage(current_user, course) and not course.is_archived,
     )
 
 

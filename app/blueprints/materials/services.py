@@ -10,15 +10,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import FileStorage
 
-from app.blueprints.courses.services import can_manage, managed_course, visible_course
-from app.blueprints.enrollments.services import ENROLLED
+from app.blueprints.courses.services import can_manage, changeable_course, visible_course
 from app.blueprints.materials import storage
 from app.blueprints.notifications.services import notify
 from app.errors import InvalidInput, NotAllowed, NotFound, UnsupportedType
 from app.extensions import db
 from app.forms import text_problem
-from app.models import Course, Enrollment, Material, User
+from app.models import Course, Enrollment, EnrollmentStatus, Material, User
 from app.models.material import TITLE_MAX
+
+ENROLLED = EnrollmentStatus.ENROLLED.value
 
 
 def may_view(user: User, course: Course) -> bool:
@@ -78,8 +79,9 @@ def downloadable(user: User, material_id: int) -> tuple[Material, Path]:
 
 
 def may_upload(user: User, course_id: int) -> None:
-    """Raises unless `user` may add files to the course (before their body is read)."""
-    managed_course(user, course_id)
+    """Raises unless `user` may add files to the course (before their body is read): its
+    teacher or an admin, while the course is not archived."""
+    changeable_course(user, course_id)
 
 
 def may_replace(user: User, material_id: int) -> None:
@@ -91,13 +93,13 @@ def _current_material(user: User, material_id: int) -> tuple[Material, Course]:
     material = db.session.get(Material, material_id)
     if material is None or not material.is_current:
         raise NotFound("There is no such current file.")
-    return material, managed_course(user, material.course_id)
+    return material, changeable_course(user, material.course_id)
 
 
 def upload(user: User, course_id: int, files: list[FileStorage], title: str) -> list[Material]:
     """Check every file (name, size, type by content) before keeping any; then move them into
     place, and only then commit their rows. Students enrolled are told once per upload."""
-    course = managed_course(user, course_id)
+    course = changeable_course(user, course_id)
     problem = text_problem(title, where="the title")
     if problem:
         raise InvalidInput({"title": problem})
@@ -214,7 +216,7 @@ def delete(user: User, material_id: int) -> int:
     material = db.session.get(Material, material_id)
     if material is None:
         raise NotFound("There is no such file.")
-    managed_course(user, material.course_id)
+    changeable_course(user, material.course_id)
     course_id, document_id = material.course_id, material.document_id
     versions = list(
         db.session.scalars(

@@ -11,7 +11,7 @@ from sqlalchemy import Select, and_, func, or_, select
 from werkzeug.datastructures import MultiDict
 
 from app import search
-from app.blueprints.courses.services import Listed, listed
+from app.blueprints.courses.services import Listed, is_listed, listed
 from app.errors import NotAllowed
 from app.extensions import db
 from app.forms import whole_number
@@ -120,7 +120,7 @@ def find_courses(viewer: User, query: CourseQuery, number: int) -> Found:
         )
         for item in (rows.get(course_id) for course_id in hits.ids)
         # The index said so; the rows have the last word on who may see them.
-        if item and (item.course.published or item.course.teacher_id == viewer_id)
+        if item and (item.course.is_listed or item.course.teacher_id == viewer_id)
     ]
     return _found(items, hits)
 
@@ -202,9 +202,7 @@ def course_conditions(words: Words) -> list:
 
 def sql_courses(query: CourseQuery, viewer_id: int | None, number: int) -> Hits:
     words = Words.of(query.q)
-    visible = (
-        or_(Course.published, Course.teacher_id == viewer_id) if viewer_id else Course.published
-    )
+    visible = or_(is_listed(), Course.teacher_id == viewer_id) if viewer_id else is_listed()
     conditions = [visible, *course_conditions(words)]
     teacher = Words.of(query.teacher)
     if teacher:

@@ -35,6 +35,18 @@
     if (landing) landing.focus();
   });
 
+  // The roster's suggestions: a click puts the username in place of the word being typed.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-add-username]");
+    if (!button) return;
+    var box = document.getElementById("usernames");
+    if (!box) return;
+    box.value = box.value.replace(/[^\s,;]*$/, button.getAttribute("data-add-username") + ", ");
+    var list = button.closest("#student-suggestions");
+    if (list) list.innerHTML = "";
+    box.focus();
+  });
+
   // A live fragment updates whichever of its parts this page shows (the room list, an open
   // room, the badge); the parts this page does not have are dropped before htmx swaps.
   htmx.defineExtension("live-fragments", {
