@@ -18,11 +18,15 @@ from app.web import (
 )
 
 
+def admin_only() -> None:
+    if not current_user.is_admin:
+        raise NotAllowed("These pages are for the school's admins.")
+
+
 @bp.before_request
 @login_required
 def admins_only() -> None:
-    if not current_user.is_admin:
-        raise NotAllowed("These pages are for the school's admins.")
+    admin_only()
 
 
 @bp.get("/users")
@@ -103,11 +107,6 @@ def audit():
         return csv_response("campus-audit.csv", header, rows)
     found = services.audit_page(page_number())
     return render_page_or_partial("admin/audit.html", "admin/_audit.html", found=found)
-
-
-def admin_only() -> None:
-    if not current_user.is_admin:
-        raise NotAllowed("These pages are for the school's admins.")
 
 
 @bp.route("/import", methods=["GET", "POST"])
