@@ -7,6 +7,7 @@ from app.models.enrollment import Enrollment, EnrollmentStatus
 from app.models.feedback import Feedback
 from app.models.material import Material
 from app.models.notification import Notification
+from app.models.outbox import OutboxMessage
 from app.models.user import Role, User
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "Feedback",
     "Material",
     "Notification",
+    "OutboxMessage",
     "Role",
     "User",
 ]
