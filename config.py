@@ -64,6 +64,12 @@ class Config:
     REGISTER_ADDRESS_LIMIT = (
         os.environ.get("REGISTER_ADDRESS_LIMIT") or "20 per minute; 200 per hour"
     )
+    # Forgotten passwords: per address (429), and per account (more asks send nothing more).
+    FORGOT_ADDRESS_LIMIT = os.environ.get("FORGOT_ADDRESS_LIMIT") or "20 per minute; 200 per hour"
+    FORGOT_ACCOUNT_LIMIT = "5 per 15 minutes"
+    # Every ask takes at least this long, whatever was typed, so that the time of the answer
+    # does not tell which accounts exist (sending takes longer than finding nothing).
+    FORGOT_MIN_SECONDS = 0.25
     LOGIN_ACCOUNT_LOCKOUT = "10 per 15 minutes"  # also each known browser's own lockout
     # Chat posts per person, the live socket and the form together (DESIGN.md "Security").
     CHAT_POST_LIMIT = "10 per 5 seconds"

@@ -39,10 +39,10 @@ _senders: weakref.WeakSet[Sender] = weakref.WeakSet()
 
 def init_app(app: Flask) -> None:
     mail.init_app(app)
-    sender = app.extensions[EXTENSION] = Sender(app)
-    # The sender starts with the first request a worker serves (and with the first commit
-    # that writes mail), then also wakes every MAIL_POLL_SECONDS for what is left.
-    app.before_request(sender.start)
+    # Started by gunicorn as each worker starts (start_senders), or by the first commit that
+    # writes mail (`flask run`); then it also wakes every MAIL_POLL_SECONDS for what is left.
+    # Not by merely building an app: the commands and the tests build many.
+    app.extensions[EXTENSION] = Sender(app)
 
 
 def start_senders() -> None:

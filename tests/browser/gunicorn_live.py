@@ -1,9 +1,9 @@
 """gunicorn settings for the tests' live server (the bind comes on the command line): the
-production worker, one process."""
+production worker, one process unless a test asks for more."""
 
 import os
 
-workers = 1
+workers = int(os.environ.get("GUNICORN_LIVE_WORKERS") or 1)  # more only with REDIS_URL
 worker_class = "worker.CampusWorker"
 worker_connections = 1000
 keepalive = int(os.environ.get("GUNICORN_KEEPALIVE") or 5)

@@ -152,6 +152,15 @@ def test_every_page_passes_axe_for_every_role(app, page, visit, make_user, make_
     page.get_by_role("button", name="Set password").click()
     expect(page.locator("#new_password-error")).to_be_visible()
     check("reset-422")
+    page.goto("/auth/reset/not-a-link")
+    expect(page.get_by_role("link", name="Ask for a new link")).to_be_visible()
+    check("error-410")
+    page.goto("/auth/login")
+    page.get_by_role("link", name="Forgot your password?").click()
+    check("forgot")
+    page.get_by_role("button", name="Send me a link").click()
+    expect(page.locator("#login-error")).to_be_visible()
+    check("forgot-422")
 
     sign_in("early")  # enrolled: may rate and download
     page.goto(f"/courses/{course.id}/materials")
