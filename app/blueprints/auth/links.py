@@ -78,6 +78,22 @@ def set_password(token: str, new_password: str) -> User:
     return user
 
 
+def mail_link(user: User, url: str) -> bool:
+    """Add to the current transaction a mail giving the account its set-password link (an
+    admin's or an import's), when it has an address and mail is configured; whether it did."""
+    if not user.email or not mail.configured():
+        return False
+    mail.enqueue(
+        user.email,
+        "mail/password_link.html",
+        user=user,
+        link=url,
+        hours=int(lifetime("admin").total_seconds() // 3600),
+        forgot=mail.absolute_url("auth.forgot"),
+    )
+    return True
+
+
 def send_reset_link(login: str) -> None:
     """Mail a reset link (30 minutes) to the account `login` names (its username or email),
     if there is one and it is active, at most FORGOT_ACCOUNT_LIMIT times in its window.
