@@ -16,6 +16,13 @@ class ProfileForm(BaseForm):
         "About me",
         validators=[Length(max=1000, message="Keep it to 1,000 characters.")],
     )
+    # Needed only to change the email (services.update_profile). Its own id: the password
+    # form on the same page has a `current_password` too.
+    current_password = PasswordField(
+        "Your password (needed for a new address)",
+        id="email_current_password",
+        validators=[Length(max=128)],
+    )
 
 
 class PasswordForm(BaseForm):

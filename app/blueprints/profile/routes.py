@@ -30,7 +30,13 @@ def edit():
         status = 422 if form.is_submitted() else 200
         return render_page_or_partial("profile/edit.html", PROFILE_FORM, status, **page)
     try:
-        services.update_profile(current_user, form.full_name.data, form.email.data, form.bio.data)
+        services.update_profile(
+            current_user,
+            form.full_name.data,
+            form.email.data,
+            form.bio.data,
+            form.current_password.data or "",
+        )
     except InvalidInput as error:
         add_errors(form, error)
         return render_page_or_partial("profile/edit.html", PROFILE_FORM, 422, **page)
