@@ -6,8 +6,9 @@ from flask import current_app, flash, render_template, request, url_for
 from flask_login import current_user, login_required, login_user
 
 from app.blueprints.auth import services as accounts
+from app.blueprints.notifications import services as notifications
 from app.blueprints.profile import bp, services
-from app.blueprints.profile.forms import PasswordForm, ProfileForm
+from app.blueprints.profile.forms import NotificationChoicesForm, PasswordForm, ProfileForm
 from app.errors import InvalidInput
 from app.web import add_errors, form_invalid, is_htmx, redirect_303, render_page_or_partial
 
@@ -63,6 +64,19 @@ def change_password():
     login_user(user, remember=remembered)
     flash("Your password is changed. You are signed out everywhere else.", "status")
     return redirect_303(url_for("profile.show"))
+
+
+@bp.route("/profile/notifications", methods=["GET", "POST"])
+@login_required
+def notifications_page():
+    form = NotificationChoicesForm(data=notifications.choices_for(current_user))
+    if not form.validate_on_submit():
+        status = 422 if form.is_submitted() else 200
+        return render_template("profile/notifications.html", form=form), status
+    chosen = {kind: getattr(form, kind).data for kind in notifications.KINDS}
+    notifications.set_choices(current_user, chosen)
+    flash("Your mail choices are saved.", "status")
+    return redirect_303(url_for("profile.notifications_page"))
 
 
 @bp.get("/users/<username>")
