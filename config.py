@@ -7,6 +7,11 @@ BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
 
 
+def flag(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    return default if value is None else value.strip().lower() in {"1", "true", "yes", "on"}
+
+
 def database_url(default: str) -> str:
     """DATABASE_URL with the psycopg 3 driver named, as hosting providers often give `postgres://`."""
     url = os.environ.get("DATABASE_URL") or default
@@ -59,11 +64,41 @@ class Config:
     REGISTER_ADDRESS_LIMIT = (
         os.environ.get("REGISTER_ADDRESS_LIMIT") or "20 per minute; 200 per hour"
     )
+    # Forgotten passwords: per address (429), and per account (more asks send nothing more).
+    FORGOT_ADDRESS_LIMIT = os.environ.get("FORGOT_ADDRESS_LIMIT") or "20 per minute; 200 per hour"
+    FORGOT_ACCOUNT_LIMIT = "5 per 15 minutes"
+    # Every ask takes at least this long, whatever was typed, so that the time of the answer
+    # does not tell which accounts exist (sending takes longer than finding nothing).
+    FORGOT_MIN_SECONDS = 0.25
     LOGIN_ACCOUNT_LOCKOUT = "10 per 15 minutes"  # also each known browser's own lockout
     # Chat posts per person, the live socket and the form together (DESIGN.md "Security").
     CHAT_POST_LIMIT = "10 per 5 seconds"
     # Open live sockets (tabs) per person, on all workers together.
     SOCKETS_PER_PERSON = 10
+
+    # The address people reach Campus at, for links in mail ("https://campus.school.example");
+    # unset: the address of the request that caused the mail.
+    PUBLIC_URL = os.environ.get("PUBLIC_URL") or None
+
+    # Mail (DESIGN.md "E-mail"): SMTP, or the log when MAIL_SERVER is unset.
+    MAIL_SERVER = os.environ.get("MAIL_SERVER") or None
+    MAIL_PORT = int(os.environ.get("MAIL_PORT") or 25)
+    MAIL_USE_TLS = flag("MAIL_USE_TLS")
+    MAIL_USE_SSL = flag("MAIL_USE_SSL")
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER") or "Campus <campus@localhost>"
+    MAIL_SUPPRESS_SEND = False  # Flask-Mail would not send under TESTING; the tests need it to
+    MAIL_TIMEOUT = 30  # seconds for the SMTP server to answer
+    # The outbox's sender: woken by each commit that wrote mail, and every MAIL_POLL_SECONDS
+    # for retries; a failed send waits MAIL_RETRY_SECONDS, doubling up to MAIL_RETRY_MAX_SECONDS,
+    # and is given up after MAIL_MAX_ATTEMPTS (about two days at the defaults). A message
+    # claimed by a sender that died is taken again after MAIL_CLAIM_TIMEOUT seconds.
+    MAIL_POLL_SECONDS = float(os.environ.get("MAIL_POLL_SECONDS") or 15)
+    MAIL_RETRY_SECONDS = float(os.environ.get("MAIL_RETRY_SECONDS") or 30)
+    MAIL_RETRY_MAX_SECONDS = float(os.environ.get("MAIL_RETRY_MAX_SECONDS") or 3600)
+    MAIL_MAX_ATTEMPTS = int(os.environ.get("MAIL_MAX_ATTEMPTS") or 60)
+    MAIL_CLAIM_TIMEOUT = float(os.environ.get("MAIL_CLAIM_TIMEOUT") or 300)
 
     # Keep the rendered signed-out pages in memory (see app/web.py); off while editing templates.
     CACHE_VISITOR_PAGES = True

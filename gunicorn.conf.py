@@ -47,3 +47,11 @@ def on_starting(server) -> None:
     patches a clean interpreter after the fork."""
     flask = [sys.executable, "-m", "flask", "--app", "wsgi", "sweep-uploads"]
     subprocess.run(flask, check=True, cwd=os.path.dirname(os.path.abspath(__file__)))  # noqa: S603
+
+
+def post_worker_init(worker) -> None:
+    """Each worker's mail sender starts with it (app/mail.py): messages a worker that died
+    left in the outbox go out without waiting for a request."""
+    from app.mail import start_senders
+
+    start_senders()

@@ -11,7 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import live
+from app import live, mail
 from app.extensions import csrf, db, limiter, login_manager, migrate, sock
 from app.forms import whole_number
 from config import CONFIGS, Config
@@ -47,6 +47,7 @@ def create_app(config: str | type[Config] | None = None, **overrides: object) ->
     sock.init_app(app)
     configure_login(app)
     live.init_app(app)
+    mail.init_app(app)
 
     from app.web import IdConverter
 

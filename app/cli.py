@@ -303,10 +303,36 @@ def restore_command(archive: Path, force: bool) -> None:
     click.echo(f"Restored the backup of {manifest['created_at']} ({manifest['files']} files).")
 
 
+notifications_cli = AppGroup("notifications", help="Mail about notifications.")
+
+
+@notifications_cli.command("send-digests")
+def send_digests_command() -> None:
+    """Mail each person with `daily` choices what they have not read since their last digest
+    (run once a day; running it twice sends nothing new). Needs PUBLIC_URL for the links."""
+    from flask import current_app
+
+    from app import mail
+    from app.blueprints.notifications import services as notifications
+
+    app = current_app._get_current_object()
+    base = app.config.get("PUBLIC_URL")
+    if not base:
+        raise click.ClickException("Set PUBLIC_URL: the links in digests need it.")
+    app.extensions["campus.mail"].stop()  # this command sends them itself, then ends
+    with app.test_request_context(base_url=base):
+        written = notifications.send_digests()
+    sent = mail.send_due()
+    click.echo(f"{written} digests written; {sent} mails sent (the rest are retried by the app).")
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(backup_command)
     app.cli.add_command(restore_command)
+
+
+    app.cli.add_command(notifications_cli)
 
     @app.cli.command("sweep-uploads")
     def sweep_uploads_command() -> None:

@@ -27,6 +27,7 @@ from app import create_app, search
 from app.blueprints.auth import services as accounts
 from app.extensions import db, limiter
 from app.models import User
+from tests.smtp_server import SmtpServer
 
 PASSWORD = "Correct-Horse-42"
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,9 +173,34 @@ def app(migrated_database: str, tmp_path: Path) -> Iterator[Flask]:
         empty_tables()
         search.rebuild(app)
         yield app
+        app.extensions["campus.mail"].stop()  # its sender, before the tables go
         db.session.rollback()
         empty_tables()
         db.engine.dispose()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpServer]:
+    """A real SMTP server on 127.0.0.1, running; `smtp_server.stop()` and `.start()` it."""
+    server = SmtpServer(free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mail_to(app: Flask, smtp_server: SmtpServer) -> SmtpServer:
+    """The app sends mail to the test SMTP server, retrying quickly."""
+    app.config.update(
+        MAIL_SERVER="127.0.0.1",
+        MAIL_PORT=smtp_server.port,
+        MAIL_TIMEOUT=5,
+        MAIL_POLL_SECONDS=0.2,
+        MAIL_RETRY_SECONDS=0.1,
+        MAIL_RETRY_MAX_SECONDS=0.5,
+        PUBLIC_URL="https://campus.school.example",
+    )
+    return smtp_server
 
 
 @pytest.fixture

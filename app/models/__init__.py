@@ -6,7 +6,8 @@ from app.models.course import Course
 from app.models.enrollment import Enrollment, EnrollmentStatus
 from app.models.feedback import Feedback
 from app.models.material import Material
-from app.models.notification import Notification
+from app.models.notification import Notification, NotificationChoice, NotificationDigest
+from app.models.outbox import OutboxMessage
 from app.models.user import Role, User
 
 __all__ = [
@@ -20,6 +21,9 @@ __all__ = [
     "Feedback",
     "Material",
     "Notification",
+    "NotificationChoice",
+    "NotificationDigest",
+    "OutboxMessage",
     "Role",
     "User",
 ]

@@ -26,3 +26,27 @@ class Notification(db.Model):
     @property
     def is_read(self) -> bool:
         return self.read_at is not None
+
+
+class NotificationChoice(db.Model):
+    """How someone wants to hear of one kind of notification by mail: `immediately`, `daily`
+    or `off` (no row: the default, off). In-app notifications are always kept."""
+
+    __tablename__ = "notification_choices"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    choice: Mapped[str] = mapped_column(String(16))
+
+
+class NotificationDigest(db.Model):
+    """When someone's last daily digest was made: the next holds only what came after."""
+
+    __tablename__ = "notification_digests"
+
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

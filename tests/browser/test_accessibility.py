@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from app.blueprints.auth import links
 from app.blueprints.enrollments.services import enroll
+from app.blueprints.notifications import services as notifications
 from app.blueprints.notifications.services import notify
 from app.extensions import db
 from app.models import ChatMessage, ChatRoom
@@ -118,6 +119,8 @@ def test_every_page_passes_axe_for_every_role(app, page, visit, make_user, make_
         check(f"public-profile-{role}")
         page.goto("/profile/edit")
         check(f"profile-edit-{role}")
+        page.goto("/profile/notifications")
+        check(f"profile-notifications-{role}")
         page.goto("/courses")
         check(f"courses-{role}")
         page.goto(f"/courses/{course.id}")
@@ -162,6 +165,22 @@ def test_every_page_passes_axe_for_every_role(app, page, visit, make_user, make_
     page.get_by_role("button", name="Set password").click()
     expect(page.locator("#new_password-error")).to_be_visible()
     check("reset-422")
+    with app.test_request_context():
+        unsubscribe = notifications.unsubscribe_url(users["student"].id, "chat")
+    page.goto(unsubscribe.removeprefix("http://localhost"))
+    check("unsubscribe")
+    page.get_by_role("button", name="Stop these mails").click()
+    expect(page.get_by_role("status")).to_contain_text("no longer mails")
+    check("unsubscribe-done")
+    page.goto("/auth/reset/not-a-link")
+    expect(page.get_by_role("link", name="Ask for a new link")).to_be_visible()
+    check("error-410")
+    page.goto("/auth/login")
+    page.get_by_role("link", name="Forgot your password?").click()
+    check("forgot")
+    page.get_by_role("button", name="Send me a link").click()
+    expect(page.locator("#login-error")).to_be_visible()
+    check("forgot-422")
 
     sign_in("early")  # enrolled: may rate and download
     page.goto(f"/courses/{course.id}/materials")

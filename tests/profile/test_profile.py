@@ -31,6 +31,7 @@ def test_edit_saves_name_email_and_bio_with_line_breaks(client, grace):
             "full_name": "Rear Admiral Grace Hopper",
             "email": "Hopper@Navy.Example",
             "bio": "COBOL.\r\nNanoseconds.",
+            "current_password": PASSWORD,  # a new email needs it
         },
     )
     assert response.status_code == 303

@@ -15,6 +15,7 @@ from app.blueprints.enrollments.services import enroll, withdraw
 from app.blueprints.profile.services import update_profile
 from app.extensions import db
 from app.models import Course, User
+from tests.conftest import PASSWORD
 from tests.search.helpers import course_ids, usernames
 
 EDIT = {"description": "", "keywords": "", "capacity": "", "published": "y"}
@@ -85,7 +86,9 @@ def test_a_renamed_teacher_is_found_by_the_new_name(make_user, make_course):
 def test_users_follow_creation_edits_roles_and_enrolments(make_user, make_course):
     student = make_user("lena", full_name="Lena Fischer")
     assert find_users("fischer") == [student.id]
-    update_profile(db.session.get(User, student.id), "Lena Weber", "lena@new.example", "")
+    with current_app.test_request_context():  # the old address is told, with links
+        lena = db.session.get(User, student.id)
+        update_profile(lena, "Lena Weber", "lena@new.example", "", current_password=PASSWORD)
     assert find_users("fischer") == [] and find_users("weber") == [student.id]
     assert find_users("new.example") == [student.id]
     set_role(db.session.get(User, student.id), "teacher")

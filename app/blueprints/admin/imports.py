@@ -10,7 +10,7 @@ import hmac
 import io
 import secrets
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -20,10 +20,12 @@ from wtforms import StringField
 from wtforms.validators import DataRequired, Email, Length, Regexp
 
 from app import audit
+from app.blueprints.auth import links
 from app.blueprints.auth.forms import USERNAME_PATTERN, lower, strip
 from app.errors import InvalidInput
 from app.extensions import db
 from app.forms import BaseForm
+from app.mail import absolute_url
 from app.models import Course, Enrollment, EnrollmentStatus, Role, User
 from app.web import FORMULA_STARTS
 
@@ -107,6 +109,7 @@ class Result:
     unchanged: int
     enrolled: int
     waitlisted: int
+    mailed: frozenset[int] = frozenset()  # new accounts whose link went by mail
 
 
 def refuse(message: str) -> InvalidInput:
@@ -323,6 +326,15 @@ def confirm(admin: User, content: str, token: str) -> tuple[Preview, Result | No
         f"{len(result.created)} created, {result.updated} updated, {result.unchanged} "
         f"unchanged; {result.enrolled} enrolled, {result.waitlisted} waitlisted"
     )
+    # Each new account's link by mail, in the transaction of the accounts and the audit row.
+    mailed = frozenset(
+        user.id
+        for user in result.created
+        if links.mail_link(user, absolute_url("auth.reset", token=links.make_token(user)))
+    )
+    result = replace(result, mailed=mailed)
+    if result.mailed:
+        counts += f"; {len(result.mailed)} links mailed"
     audit.record("import", db.session.get(User, admin_id), details=counts)
     db.session.commit()
     return checked, result

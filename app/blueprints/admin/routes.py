@@ -123,7 +123,7 @@ def import_accounts():
             checked, result = imports.confirm(current_user, content, request.form["confirm"])
             if result is None:
                 return render_template("admin/import.html", preview=checked), 422
-            links = services.new_account_links(result.created)
+            links = services.new_account_links(result.created, result.mailed)
             return render_template(
                 "admin/import.html",
                 result=result,

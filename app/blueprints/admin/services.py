@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from flask import url_for
 from sqlalchemy import func, inspect, or_, select, text
 from werkzeug.datastructures import MultiDict
 
@@ -15,6 +14,7 @@ from app import audit
 from app.blueprints.auth import links
 from app.errors import InvalidInput, NotAllowed, NotFound
 from app.extensions import db
+from app.mail import absolute_url
 from app.models import AuditEvent, Course, Enrollment, Role, User
 from app.models.user import utcnow
 from app.web import page_count
@@ -229,21 +229,23 @@ class PasswordLink:
     user: User
     url: str
     expires: datetime
+    mailed: bool = False  # also sent to the account's address
 
 
 def password_link(actor: User, username: str) -> PasswordLink:
     """A one-time link that sets the account's password (72 hours), for the admin to hand
-    over; it is not stored, so it is shown once."""
+    over; it is not stored, so it is shown once. It is also mailed to the account, when it
+    has an address and mail is configured, in the transaction of the audit row."""
     if not actor.is_admin:
         raise NotAllowed("Only admins manage accounts.")
     user = account(username).user
     if not user.is_active:
         raise InvalidInput({"account": "Reactivate the account before giving it a password."})
-    token = links.make_token(user, "admin")
-    audit.record("password_link", actor, user)
+    url = absolute_url("auth.reset", token=links.make_token(user, "admin"))
+    mailed = links.mail_link(user, url)
+    audit.record("password_link", actor, user, details="mailed" if mailed else "")
     db.session.commit()
-    url = url_for("auth.reset", token=token, _external=True)
-    return PasswordLink(user, url, utcnow() + links.lifetime("admin"))
+    return PasswordLink(user, url, utcnow() + links.lifetime("admin"), mailed)
 
 
 def audit_page(number: int) -> Page:
@@ -262,17 +264,19 @@ def audit_rows() -> list[AuditEvent]:
     return list(db.session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc())))
 
 
-def new_account_links(users: list[User]) -> list[PasswordLink]:
+def new_account_links(users: list[User], mailed: set[int] | frozenset[int] = frozenset()):
     """A set-password link for each new account of an import (the import's audit row covers
-    them)."""
-    expires = utcnow() + links.lifetime("admin")
-    # One query for all of them: the commit expired each (reading `.id` would load each).
+    them); `mailed`: the accounts whose link also went by mail."""
+    # Expired by the import's commit: loaded again in one query, not one each.
     ids = [inspect(user).identity[0] for user in users]
-    by_id = {user.id: user for user in db.session.scalars(select(User).where(User.id.in_(ids)))}
-    users = [by_id[user_id] for user_id in ids if user_id in by_id]
+    db.session.scalars(select(User).where(User.id.in_(ids))).all()
+    expires = utcnow() + links.lifetime("admin")
     return [
         PasswordLink(
-            user, url_for("auth.reset", token=links.make_token(user), _external=True), expires
+            user,
+            absolute_url("auth.reset", token=links.make_token(user)),
+            expires,
+            user.id in mailed,
         )
         for user in users
     ]

@@ -114,6 +114,17 @@ class LoginForm(BaseForm):
     remember = BooleanField("Keep me signed in on this device")
 
 
+class ForgotPasswordForm(BaseForm):
+    login = StringField(
+        "Username or email",
+        filters=[strip],
+        validators=[
+            DataRequired("Enter your username or email."),
+            Length(max=254, message="That is longer than any username or email."),
+        ],
+    )
+
+
 class SetPasswordForm(BaseForm):
     """The page a password link opens."""
 

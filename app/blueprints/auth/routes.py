@@ -15,7 +15,12 @@ from flask import (
 from flask_login import current_user, login_required, login_user, logout_user
 
 from app.blueprints.auth import bp, links, services
-from app.blueprints.auth.forms import LoginForm, RegistrationForm, SetPasswordForm
+from app.blueprints.auth.forms import (
+    ForgotPasswordForm,
+    LoginForm,
+    RegistrationForm,
+    SetPasswordForm,
+)
 from app.errors import InvalidInput
 from app.web import (
     cached_for_visitors,
@@ -106,6 +111,26 @@ def logout():
     session.clear()
     logout_user()  # after clear(): it leaves the mark that deletes the remember cookie
     flash("You are signed out, on this device and every other.", "status")
+    return redirect_303(url_for("auth.login"))
+
+
+RESET_LINK_SENT = (
+    "If that is the username or email of an account, a link to set a new password is on its "
+    "way to the account's email address. It works once, for 30 minutes."
+)
+
+
+@bp.route("/forgot", methods=["GET", "POST"])
+@cached_for_visitors
+def forgot():
+    """Ask for a reset link: the same answer whatever was typed (links.send_reset_link)."""
+    if request.method == "POST":
+        throttle_address(current_app.config["FORGOT_ADDRESS_LIMIT"], "forgot")
+    form = ForgotPasswordForm()
+    if not form.validate_on_submit():
+        return render_template("auth/forgot.html", form=form), 422 if form.is_submitted() else 200
+    links.send_reset_link(form.login.data)
+    flash(RESET_LINK_SENT, "status")
     return redirect_303(url_for("auth.login"))
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import request, url_for
+from flask import render_template, request, url_for
 from flask_login import current_user, login_required
 
 from app.blueprints.notifications import bp, services
+from app.extensions import csrf
 from app.web import is_safe_next, page_number, redirect_303, render_page_or_partial
 
 
@@ -31,3 +32,15 @@ def read(notification_id: int):
 def read_all():
     services.mark_all_read(current_user)
     return redirect_303(url_for("notifications.index"))
+
+
+@bp.route("/notifications/unsubscribe/<token>", methods=["GET", "POST"])
+@csrf.exempt  # RFC 8058: a mail client POSTs here with no session and no token
+def unsubscribe(token: str):
+    """A mail's unsubscribe link: the page asks, its button (or a mail client's one-click
+    POST) turns that kind of mail off."""
+    if request.method == "POST":
+        done = services.unsubscribe(token)
+        return render_template("notifications/unsubscribe.html", found=done, done=True)
+    found = services.unsubscription(token)
+    return render_template("notifications/unsubscribe.html", found=found, token=token)

@@ -6,18 +6,48 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from flask import current_app, has_request_context, request, url_for
+from itsdangerous import BadData, URLSafeSerializer
 from sqlalchemy import func, select, update
 
+from app import mail
 from app.after_commit import pending, when_committed
-from app.errors import NotFound
+from app.errors import InvalidInput, NotFound
 from app.extensions import db
-from app.models import Notification, User
+from app.models import Notification, NotificationChoice, NotificationDigest, User
 from app.models.user import utcnow
 from app.web import page_count
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 20
+
+# The kinds of mail one may choose, and the notifications each covers (by their `kind`).
+KINDS = {
+    "enrolment": "Enrolment: a seat opens for you, a course you attend changes",
+    "materials": "New and updated materials in your courses",
+    "feedback": "Feedback on your courses, and replies to yours",
+    "chat": "Chat messages while you are away",
+}
+CHOICES = ("immediately", "daily", "off")
+DEFAULT_CHOICE = "off"  # mail is chosen, never assumed
+DIGEST = "digest"  # an unsubscribe link in a digest turns every daily kind off
+UNSUBSCRIBE_SALT = "campus.unsubscribe"
+
+
+def mail_kind(notification_kind: str) -> str | None:
+    """The choice that covers a notification, or None (in the app only, e.g. a lockout)."""
+    for prefix, kind in (
+        ("waitlist", "enrolment"),
+        ("course", "enrolment"),
+        ("enrol", "enrolment"),
+        ("material", "materials"),
+        ("feedback", "feedback"),
+        ("chat", "chat"),
+    ):
+        if notification_kind.startswith(prefix):
+            return kind
+    return None
 
 
 def notify(user_ids: Iterable[int], kind: str, text: str, link: str = "") -> None:
@@ -28,6 +58,185 @@ def notify(user_ids: Iterable[int], kind: str, text: str, link: str = "") -> Non
         Notification(user_id=user_id, kind=kind, text=text[:500], link=link) for user_id in user_ids
     )
     pending("badges").update(user_ids)
+    if (chosen := mail_kind(kind)) is not None and user_ids:
+        _mail_now(user_ids, chosen, text, link)
+
+
+def _mail_now(user_ids: list[int], kind: str, text: str, link: str) -> None:
+    """A mail to each of them who chose `kind` immediately, in the same transaction."""
+    base = public_base()
+    wanting = db.session.execute(
+        select(User.id, User.email, User.full_name)
+        .join(NotificationChoice, NotificationChoice.user_id == User.id)
+        .where(
+            User.id.in_(user_ids),
+            User.deactivated_at.is_(None),
+            User.email != "",
+            NotificationChoice.kind == kind,
+            NotificationChoice.choice == "immediately",
+        )
+    ).all()
+    if wanting and base is None:
+        log.warning("notification mail not written: no PUBLIC_URL outside a request")
+        return
+    for user_id, email, full_name in wanting:
+        unsubscribe = unsubscribe_url(user_id, kind)
+        mail.enqueue(
+            email,
+            "mail/notification.html",
+            headers=unsubscribe_headers(unsubscribe),
+            full_name=full_name,
+            text=text,
+            link=f"{base}{link}" if link.startswith("/") else f"{base}/notifications",
+            kind=KINDS[kind],
+            unsubscribe=unsubscribe,
+            settings=f"{base}{url_for('profile.notifications_page')}",
+        )
+
+
+def public_base() -> str | None:
+    """The start of every link in a notification mail: PUBLIC_URL, else this request's own
+    address; None from a command without PUBLIC_URL."""
+    configured = current_app.config.get("PUBLIC_URL")
+    if configured:
+        return configured.rstrip("/")
+    return request.host_url.rstrip("/") if has_request_context() else None
+
+
+def _unsubscribe_tokens() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=UNSUBSCRIBE_SALT)
+
+
+def unsubscribe_url(user_id: int, kind: str) -> str:
+    token = _unsubscribe_tokens().dumps({"u": user_id, "k": kind})
+    return f"{public_base()}{url_for('notifications.unsubscribe', token=token)}"
+
+
+def unsubscribe_headers(url: str) -> dict[str, str]:
+    """RFC 8058: mail clients offer "unsubscribe", which POSTs to the link with no session."""
+    return {"List-Unsubscribe": f"<{url}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
+
+
+@dataclass(frozen=True)
+class Unsubscribe:
+    user: User
+    kind: str  # one of KINDS, or DIGEST
+
+    @property
+    def what(self) -> str:
+        return "daily digests" if self.kind == DIGEST else KINDS[self.kind].lower()
+
+
+def unsubscription(token: str) -> Unsubscribe:
+    """What an unsubscribe link names; 404 for anything Campus did not make."""
+    try:
+        data = _unsubscribe_tokens().loads(token)
+    except BadData:
+        raise NotFound("That is not a link Campus made.") from None
+    kind = data.get("k") if isinstance(data, dict) else None
+    user_id = data.get("u") if isinstance(data, dict) else None
+    user = db.session.get(User, user_id) if isinstance(user_id, int) else None
+    if user is None or (kind not in KINDS and kind != DIGEST):
+        raise NotFound("That is not a link Campus made.")
+    return Unsubscribe(user, kind)
+
+
+def unsubscribe(token: str) -> Unsubscribe:
+    """Turn off the kind the link names (a digest's: every daily kind)."""
+    found = unsubscription(token)
+    current = choices_for(found.user)
+    if found.kind == DIGEST:
+        off = {kind: "off" for kind, choice in current.items() if choice == "daily"}
+    else:
+        off = {found.kind: "off"}
+    set_choices(found.user, current | off)
+    return found
+
+
+def choices_for(user: User) -> dict[str, str]:
+    stored = dict(
+        db.session.execute(
+            select(NotificationChoice.kind, NotificationChoice.choice).where(
+                NotificationChoice.user_id == user.id
+            )
+        ).all()
+    )
+    return {kind: stored.get(kind, DEFAULT_CHOICE) for kind in KINDS}
+
+
+def set_choices(user: User, choices: dict[str, str]) -> None:
+    errors = {
+        kind: "Choose immediately, daily or off."
+        for kind in KINDS
+        if choices.get(kind) not in CHOICES
+    }
+    if errors:
+        raise InvalidInput(errors)
+    stored = {
+        row.kind: row
+        for row in db.session.scalars(
+            select(NotificationChoice).where(NotificationChoice.user_id == user.id)
+        )
+    }
+    for kind in KINDS:
+        if kind in stored:
+            stored[kind].choice = choices[kind]
+        else:
+            db.session.add(NotificationChoice(user_id=user.id, kind=kind, choice=choices[kind]))
+    db.session.commit()
+
+
+def send_digests() -> int:
+    """One mail to each active person with `daily` choices, of what they have not read among
+    those kinds since their last digest; the digest's time is kept in the same transaction,
+    so running this twice sends nothing new. How many mails were written."""
+    base = public_base()
+    if base is None:
+        raise RuntimeError("set PUBLIC_URL: digests are made outside any request")
+    daily = db.session.execute(
+        select(NotificationChoice.user_id, NotificationChoice.kind)
+        .join(User, User.id == NotificationChoice.user_id)
+        .where(NotificationChoice.choice == "daily", User.deactivated_at.is_(None))
+    ).all()
+    kinds_of: dict[int, set[str]] = {}
+    for user_id, kind in daily:
+        kinds_of.setdefault(user_id, set()).add(kind)
+    written = 0
+    for user_id, kinds in sorted(kinds_of.items()):
+        written += _digest(user_id, kinds, base)
+    return written
+
+
+def _digest(user_id: int, kinds: set[str], base: str) -> int:
+    now = utcnow()
+    mark = db.session.get(NotificationDigest, user_id, with_for_update=True)
+    since = mark.sent_at if mark else None
+    query = select(Notification).where(
+        Notification.user_id == user_id, Notification.read_at.is_(None)
+    )
+    if since is not None:
+        query = query.where(Notification.created_at > since)
+    notes = [
+        n for n in db.session.scalars(query.order_by(Notification.id)) if mail_kind(n.kind) in kinds
+    ]
+    if mark is None:
+        db.session.add(NotificationDigest(user_id=user_id, sent_at=now))
+    else:
+        mark.sent_at = now
+    user = db.session.get(User, user_id)
+    if notes:
+        unsubscribe = unsubscribe_url(user_id, DIGEST)
+        mail.enqueue(
+            user.email,
+            "mail/digest.html",
+            headers=unsubscribe_headers(unsubscribe),
+            full_name=user.full_name,
+            notes=[(n.text, f"{base}{n.link}" if n.link.startswith("/") else "") for n in notes],
+            unsubscribe=unsubscribe,
+            settings=f"{base}{url_for('profile.notifications_page')}",
+        )
+    db.session.commit()
+    return 1 if notes else 0
 
 
 @when_committed("badges")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wtforms import PasswordField, TextAreaField
+from wtforms import PasswordField, RadioField, SelectChoice, TextAreaField
 from wtforms.validators import EqualTo, InputRequired, Length
 
 from app.blueprints.auth.forms import email_field, full_name_field, password_field
@@ -15,6 +15,13 @@ class ProfileForm(BaseForm):
     bio = TextAreaField(
         "About me",
         validators=[Length(max=1000, message="Keep it to 1,000 characters.")],
+    )
+    # Needed only to change the email (services.update_profile). Its own id: the password
+    # form on the same page has a `current_password` too.
+    current_password = PasswordField(
+        "Your password (needed for a new address)",
+        id="email_current_password",
+        validators=[Length(max=128)],
     )
 
 
@@ -31,3 +38,24 @@ class PasswordForm(BaseForm):
             EqualTo("new_password", "The two passwords do not match."),
         ],
     )
+
+
+def mail_choice(label: str) -> RadioField:
+    return RadioField(
+        label,
+        choices=[
+            SelectChoice("immediately", "Immediately"),
+            SelectChoice("daily", "Once a day"),
+            SelectChoice("off", "Off"),
+        ],
+        validate_choice=True,
+    )
+
+
+class NotificationChoicesForm(BaseForm):
+    """One choice per kind (notifications.services.KINDS), each field named after its kind."""
+
+    enrolment = mail_choice("Enrolment: a seat opens for you, a course you attend changes")
+    materials = mail_choice("New and updated materials in your courses")
+    feedback = mail_choice("Feedback on your courses, and replies to yours")
+    chat = mail_choice("Chat messages while you are away")

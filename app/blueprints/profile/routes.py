@@ -6,8 +6,9 @@ from flask import Response, current_app, flash, render_template, request, url_fo
 from flask_login import current_user, login_required, login_user
 
 from app.blueprints.auth import services as accounts
+from app.blueprints.notifications import services as notifications
 from app.blueprints.profile import bp, export, services
-from app.blueprints.profile.forms import PasswordForm, ProfileForm
+from app.blueprints.profile.forms import NotificationChoicesForm, PasswordForm, ProfileForm
 from app.errors import InvalidInput
 from app.extensions import db
 from app.web import add_errors, form_invalid, is_htmx, redirect_303, render_page_or_partial
@@ -31,7 +32,13 @@ def edit():
         status = 422 if form.is_submitted() else 200
         return render_page_or_partial("profile/edit.html", PROFILE_FORM, status, **page)
     try:
-        services.update_profile(current_user, form.full_name.data, form.email.data, form.bio.data)
+        services.update_profile(
+            current_user,
+            form.full_name.data,
+            form.email.data,
+            form.bio.data,
+            form.current_password.data or "",
+        )
     except InvalidInput as error:
         add_errors(form, error)
         return render_page_or_partial("profile/edit.html", PROFILE_FORM, 422, **page)
@@ -58,6 +65,19 @@ def change_password():
     login_user(user, remember=remembered)
     flash("Your password is changed. You are signed out everywhere else.", "status")
     return redirect_303(url_for("profile.show"))
+
+
+@bp.route("/profile/notifications", methods=["GET", "POST"])
+@login_required
+def notifications_page():
+    form = NotificationChoicesForm(data=notifications.choices_for(current_user))
+    if not form.validate_on_submit():
+        status = 422 if form.is_submitted() else 200
+        return render_template("profile/notifications.html", form=form), status
+    chosen = {kind: getattr(form, kind).data for kind in notifications.KINDS}
+    notifications.set_choices(current_user, chosen)
+    flash("Your mail choices are saved.", "status")
+    return redirect_303(url_for("profile.notifications_page"))
 
 
 @bp.get("/users/<username>")

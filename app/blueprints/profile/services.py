@@ -4,20 +4,47 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.blueprints.auth.services import taken
+from app import mail
+from app.blueprints.auth.services import taken, verify_password
 from app.errors import InvalidInput, NotFound
 from app.extensions import db
 from app.models import User
+from app.models.user import utcnow
+
+EMAIL_NEEDS_IT = "Enter your password to change your email."
+NOT_YOURS = "That is not your password."
 
 
-def update_profile(user: User, full_name: str, email: str, bio: str) -> None:
+def update_profile(
+    user: User, full_name: str, email: str, bio: str, current_password: str = ""
+) -> None:
+    """Save one's own name, email and bio. A new email needs the account's password (someone
+    at an unattended, signed-in computer cannot take the account over by it), and the old
+    address is told by mail, in the same transaction."""
+    email = email.lower()
     errors = taken(user.username, email, exclude_id=user.id)
     errors.pop("username", None)
+    old_email = user.email
+    if email != old_email:
+        if not current_password:
+            errors["current_password"] = EMAIL_NEEDS_IT
+        elif not verify_password(user, current_password):
+            errors["current_password"] = NOT_YOURS
     if errors:
         raise InvalidInput(errors)
     user.full_name = full_name
-    user.email = email.lower()
+    user.email = email
     user.bio = bio.replace("\r\n", "\n")
+    if old_email and email != old_email:
+        mail.enqueue(
+            old_email,
+            "mail/email_changed.html",
+            user=user,
+            old_email=old_email,
+            new_email=email,
+            when=utcnow(),
+            profile=mail.absolute_url("profile.edit"),
+        )
     db.session.commit()
 
 
