@@ -331,7 +331,6 @@ def register_cli(app: Flask) -> None:
     app.cli.add_command(backup_command)
     app.cli.add_command(restore_command)
 
-
     app.cli.add_command(notifications_cli)
 
     @app.cli.command("sweep-uploads")
