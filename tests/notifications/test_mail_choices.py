@@ -31,11 +31,16 @@ def outbox() -> list[OutboxMessage]:
     return list(db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
 
 
-def test_the_page_shows_each_kind_off_until_chosen_and_saves(client, grace):
+def test_the_page_shows_the_defaults_until_chosen_and_saves(client, grace):
+    # A seat that opened and a reply to one's feedback at once; the rest in the daily digest.
+    defaults = {"enrolment": "immediately", "feedback": "immediately", "materials": "daily",
+                "chat": "daily"}  # fmt: skip
+    assert services.choices_for(grace) == defaults
     page = client.get("/profile/notifications").get_data(as_text=True)
-    for kind in ALL_OFF:
-        tag = re.search(rf'<input[^>]*id="{kind}-2"[^>]*>', page).group(0)
-        assert "checked" in tag and 'value="off"' in tag, kind
+    for kind, choice in defaults.items():
+        number = ("immediately", "daily", "off").index(choice)
+        tag = re.search(rf'<input[^>]*id="{kind}-{number}"[^>]*>', page).group(0)
+        assert "checked" in tag and f'value="{choice}"' in tag, kind
     chosen = ALL_OFF | {"materials": "immediately", "chat": "daily"}
     response = client.post_form("/profile/notifications", chosen)
     assert response.status_code == 303
@@ -135,3 +140,22 @@ def test_off_and_unchosen_kinds_send_no_mail(app, grace, mail_to):
         db.session.commit()
     assert outbox() == []
     assert mail.send_due() == 0
+
+
+def test_without_choosing_a_seat_that_opens_is_mailed_at_once_and_materials_wait(
+    app, grace, mail_to
+):
+    with app.test_request_context():
+        notify([grace.id], "waitlist_promoted", "A seat opened in “Geography”.", "/courses/7")
+        notify([grace.id], "material_added", "“Map.pdf” added to “Geography”.", "/courses/7")
+        db.session.commit()
+    [message] = mail_to.wait_for(1)
+    assert "A seat opened" in message["Subject"]
+    time.sleep(0.5)
+    assert len(mail_to.messages) == 1  # the material waits for the daily digest
+    with app.test_request_context(base_url="https://campus.school.example"):
+        app.config["PUBLIC_URL"] = "https://campus.school.example"
+        assert services.send_digests() == 1
+        db.session.commit()
+    digest = mail_to.wait_for(2)[-1]
+    assert "Map.pdf" in text_part(digest) and "A seat opened" not in text_part(digest)

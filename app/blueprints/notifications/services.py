@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from flask import current_app, has_request_context, request, url_for
 from itsdangerous import BadData, URLSafeSerializer
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, select, update
 
 from app import mail
 from app.after_commit import pending, when_committed
@@ -30,7 +30,14 @@ KINDS = {
     "chat": "Chat messages while you are away",
 }
 CHOICES = ("immediately", "daily", "off")
-DEFAULT_CHOICE = "off"  # mail is chosen, never assumed
+# Until someone chooses: what cannot wait (a seat that opened, a reply to one's feedback)
+# comes at once, the rest in the daily digest.
+DEFAULT_CHOICES = {
+    "enrolment": "immediately",
+    "materials": "daily",
+    "feedback": "immediately",
+    "chat": "daily",
+}
 DIGEST = "digest"  # an unsubscribe link in a digest turns every daily kind off
 UNSUBSCRIBE_SALT = "campus.unsubscribe"
 
@@ -67,13 +74,12 @@ def _mail_now(user_ids: list[int], kind: str, text: str, link: str) -> None:
     base = public_base()
     wanting = db.session.execute(
         select(User.id, User.email, User.full_name)
-        .join(NotificationChoice, NotificationChoice.user_id == User.id)
+        .outerjoin(NotificationChoice, _choice_of(kind))
         .where(
             User.id.in_(user_ids),
             User.deactivated_at.is_(None),
             User.email != "",
-            NotificationChoice.kind == kind,
-            NotificationChoice.choice == "immediately",
+            _chosen(kind) == "immediately",
         )
     ).all()
     if wanting and base is None:
@@ -92,6 +98,16 @@ def _mail_now(user_ids: list[int], kind: str, text: str, link: str) -> None:
             unsubscribe=unsubscribe,
             settings=f"{base}{url_for('profile.notifications_page')}",
         )
+
+
+def _choice_of(kind: str):
+    """Join condition: the person's own choice for `kind`, if they made one."""
+    return and_(NotificationChoice.user_id == User.id, NotificationChoice.kind == kind)
+
+
+def _chosen(kind: str):
+    """The choice in force for `kind`: the person's own, or the default."""
+    return func.coalesce(NotificationChoice.choice, DEFAULT_CHOICES[kind])
 
 
 def public_base() -> str | None:
@@ -161,7 +177,7 @@ def choices_for(user: User) -> dict[str, str]:
             )
         ).all()
     )
-    return {kind: stored.get(kind, DEFAULT_CHOICE) for kind in KINDS}
+    return {kind: stored.get(kind, DEFAULT_CHOICES[kind]) for kind in KINDS}
 
 
 def set_choices(user: User, choices: dict[str, str]) -> None:
@@ -193,14 +209,15 @@ def send_digests() -> int:
     base = public_base()
     if base is None:
         raise RuntimeError("set PUBLIC_URL: digests are made outside any request")
-    daily = db.session.execute(
-        select(NotificationChoice.user_id, NotificationChoice.kind)
-        .join(User, User.id == NotificationChoice.user_id)
-        .where(NotificationChoice.choice == "daily", User.deactivated_at.is_(None))
-    ).all()
     kinds_of: dict[int, set[str]] = {}
-    for user_id, kind in daily:
-        kinds_of.setdefault(user_id, set()).add(kind)
+    for kind in KINDS:  # a kind nobody chose for themself follows its default
+        daily = db.session.scalars(
+            select(User.id)
+            .outerjoin(NotificationChoice, _choice_of(kind))
+            .where(User.deactivated_at.is_(None), _chosen(kind) == "daily")
+        )
+        for user_id in daily:
+            kinds_of.setdefault(user_id, set()).add(kind)
     written = 0
     for user_id, kinds in sorted(kinds_of.items()):
         written += _digest(user_id, kinds, base)
