@@ -54,6 +54,13 @@ def start_senders() -> None:
         sender.start()
 
 
+def stop_senders() -> None:
+    """Stop the sender of every app in this process (a process that built several apps, as
+    the tests do, would otherwise have one app's sender send another's mail its own way)."""
+    for sender in list(_senders):
+        sender.stop()
+
+
 def absolute_url(endpoint: str, **values: object) -> str:
     """A link for a mail: on PUBLIC_URL when set, else on the address of this request."""
     base = current_app.config.get("PUBLIC_URL")

@@ -203,6 +203,16 @@ def mail_to(app: Flask, smtp_server: SmtpServer) -> SmtpServer:
     return smtp_server
 
 
+@pytest.fixture(autouse=True)
+def no_mail_senders_left() -> Iterator[None]:
+    """Every app a test built stops its mail sender when the test ends: on PostgreSQL a sender
+    left running by one test's app would claim the next test's mail and log it as sent."""
+    yield
+    from app import mail
+
+    mail.stop_senders()
+
+
 @pytest.fixture
 def client(app: Flask) -> CampusClient:
     return app.test_client()
