@@ -28,6 +28,8 @@ from flask import Flask, current_app
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
+from app.blueprints.materials import storage
+
 CHUNK = 1024 * 1024
 FORMAT = 1
 PREFIX = "campus-backup-"
@@ -45,14 +47,6 @@ class Written:
     files: int
     bytes: int
     seconds: float
-
-
-def _sha256(path: Path) -> str:
-    sha = hashlib.sha256()
-    with path.open("rb") as file:
-        while chunk := file.read(CHUNK):
-            sha.update(chunk)
-    return sha.hexdigest()
 
 
 def _script_directory(app: Flask) -> ScriptDirectory:
@@ -93,7 +87,7 @@ def backup(to: Path, keep: int | None = None, progress: Progress = print) -> Wri
             "database": kind,
             "created_at": datetime.now(UTC).isoformat(),
             "counts": counts,
-            "members": {database.name: _sha256(database)},
+            "members": {database.name: storage.digest(database)},
         }
         partial = to / f".{final.name}.partial"
         total = 0
@@ -108,7 +102,7 @@ def backup(to: Path, keep: int | None = None, progress: Progress = print) -> Wri
                 copied.append(name)
                 if number % 500 == 0:
                     progress(f"  checksums: {number:,} of {len(stored):,} files")
-                members[f"files/{name}"] = _sha256(path)
+                members[f"files/{name}"] = storage.digest(path)
                 total += path.stat().st_size
             manifest["files"] = len(copied)
             data = json.dumps(manifest, indent=1, sort_keys=True).encode()

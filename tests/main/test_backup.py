@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from app import create_app
 from app.blueprints.chat.services import course_room_id
 from app.blueprints.enrollments.services import enroll
+from app.blueprints.materials import storage
 from app.extensions import db
 from app.models import ChatMessage, Course, Enrollment, Material, User
 from tests.conftest import CampusClient
@@ -120,9 +121,7 @@ def test_a_backup_restored_into_an_empty_school_gives_everything_back(
     assert after == before
     assert len(after["files"]) == 2 and after["messages"] == [(30,)]
     for stored_name, sha256 in after["materials"]:
-        from app.backup import _sha256
-
-        assert _sha256(fresh_target[1] / "files" / stored_name) == sha256
+        assert storage.digest(fresh_target[1] / "files" / stored_name) == sha256
     # The restored school runs: its search finds the course, people sign in, files download.
     client = target.test_client()
     found = client.get("/search/courses?q=volcano").get_data(as_text=True)
@@ -337,9 +336,7 @@ def test_a_backup_taken_while_twenty_people_write_restores_whole(
             assert ids <= there, f"{table}: {len(ids - there)} committed rows missing"
         materials = connection.execute(text("SELECT stored_name, sha256 FROM materials")).all()
     engine.dispose()
-    from app.backup import _sha256
-
     for stored_name, sha256 in materials:
-        assert _sha256(fresh_target[1] / "files" / stored_name) == sha256
+        assert storage.digest(fresh_target[1] / "files" / stored_name) == sha256
     with target.app_context():
         db.engine.dispose()

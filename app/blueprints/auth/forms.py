@@ -63,6 +63,27 @@ def full_name_field() -> StringField:
     )
 
 
+def login_field() -> StringField:
+    return StringField(
+        "Username or email",
+        filters=[strip],
+        validators=[
+            DataRequired("Enter your username or email."),
+            Length(max=254, message="That is longer than any username or email."),
+        ],
+    )
+
+
+def confirm_new_password_field() -> PasswordField:
+    return PasswordField(
+        "Confirm new password",
+        validators=[
+            InputRequired("Type the new password again."),
+            EqualTo("new_password", "The two passwords do not match."),
+        ],
+    )
+
+
 class RegistrationForm(BaseForm):
     username = StringField(
         "Username",
@@ -96,14 +117,7 @@ class RegistrationForm(BaseForm):
 
 
 class LoginForm(BaseForm):
-    login = StringField(
-        "Username or email",
-        filters=[strip],
-        validators=[
-            DataRequired("Enter your username or email."),
-            Length(max=254, message="That is longer than any username or email."),
-        ],
-    )
+    login = login_field()
     password = PasswordField(
         "Password",
         validators=[
@@ -115,24 +129,11 @@ class LoginForm(BaseForm):
 
 
 class ForgotPasswordForm(BaseForm):
-    login = StringField(
-        "Username or email",
-        filters=[strip],
-        validators=[
-            DataRequired("Enter your username or email."),
-            Length(max=254, message="That is longer than any username or email."),
-        ],
-    )
+    login = login_field()
 
 
 class SetPasswordForm(BaseForm):
     """The page a password link opens."""
 
     new_password = password_field("New password")
-    new_password_confirm = PasswordField(
-        "Confirm new password",
-        validators=[
-            InputRequired("Type the new password again."),
-            EqualTo("new_password", "The two passwords do not match."),
-        ],
-    )
+    new_password_confirm = confirm_new_password_field()

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from wtforms import PasswordField, RadioField, SelectChoice, TextAreaField
-from wtforms.validators import EqualTo, InputRequired, Length
+from wtforms.validators import InputRequired, Length
 
-from app.blueprints.auth.forms import email_field, full_name_field, password_field
+from app.blueprints.auth.forms import (
+    confirm_new_password_field,
+    email_field,
+    full_name_field,
+    password_field,
+)
 from app.forms import BaseForm
 
 
@@ -31,13 +36,7 @@ class PasswordForm(BaseForm):
         validators=[InputRequired("Enter your current password."), Length(max=128)],
     )
     new_password = password_field("New password")
-    new_password_confirm = PasswordField(
-        "Confirm new password",
-        validators=[
-            InputRequired("Type the new password again."),
-            EqualTo("new_password", "The two passwords do not match."),
-        ],
-    )
+    new_password_confirm = confirm_new_password_field()
 
 
 def mail_choice(label: str) -> RadioField:
