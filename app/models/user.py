@@ -17,6 +17,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+FORMER_MEMBER = "Former member"
+
+
 class Role(enum.StrEnum):
     STUDENT = "student"
     TEACHER = "teacher"
@@ -41,6 +44,9 @@ class User(UserMixin, db.Model):
     # Set while the account is deactivated: it cannot sign in, its sessions have ended.
     deactivated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_sign_in_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Set when the account was erased: its name, email, bio and password are gone, and what
+    # remains of it (messages, feedback) reads "Former member".
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
@@ -61,6 +67,8 @@ class User(UserMixin, db.Model):
     @property
     def display_name(self) -> str:
         """The name as others see it: a deactivated account says so."""
+        if self.erased_at is not None:
+            return FORMER_MEMBER
         return self.full_name if self.is_active else f"{self.full_name} (deactivated)"
 
     @property

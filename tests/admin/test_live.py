@@ -7,6 +7,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from sqlalchemy import select
 from websockets.exceptions import ConnectionClosed
 
@@ -17,7 +18,10 @@ from tests.conftest import PASSWORD
 from tests.live_client import LiveClient
 
 
-def test_a_deactivated_students_socket_closes_within_a_second(live_server, make_user):
+@pytest.mark.parametrize(("action", "form"), [("deactivate", None), ("delete", {"confirm": "sam"})])
+def test_a_deactivated_or_erased_students_socket_closes_within_a_second(
+    live_server, make_user, action, form
+):
     make_user("ada", role="admin")
     make_user("sam")
     student = LiveClient(live_server)
@@ -25,7 +29,7 @@ def test_a_deactivated_students_socket_closes_within_a_second(live_server, make_
     admin = LiveClient(live_server)
     admin.sign_in("ada", PASSWORD)
     with socket_of(live_server, student) as tab:
-        assert admin.post("/admin/users/sam/deactivate") == 303
+        assert admin.post(f"/admin/users/sam/{action}", form) == 303
         deactivated = time.monotonic()
         try:
             while True:

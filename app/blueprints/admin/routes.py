@@ -7,6 +7,7 @@ from flask_login import current_user, login_required
 
 from app.blueprints.admin import bp, imports, services
 from app.blueprints.admin.forms import RoleForm
+from app.blueprints.profile import erasure
 from app.errors import InvalidInput, NotAllowed
 from app.web import (
     accepts_large_body,
@@ -85,6 +86,23 @@ def _account_change(username: str, change, done: str):
         return account_page(username, 422, problem=error.message)
     flash(f"{user.username} {done}.", "status")
     return redirect_303(url_for("admin.user", username=user.username))
+
+
+@bp.post("/users/<username>/delete")
+def erase(username: str):
+    """Erase someone's account (app/blueprints/profile/erasure.py); `confirm` is its username
+    typed out. An admin erases their own account from their profile."""
+    if request.form.get("confirm", "").strip().lower() != username.lower():
+        return account_page(username, 422, erase_problem="Type the username exactly to erase.")
+    if username.lower() == current_user.username:
+        problem = "Erase your own account from your profile."
+        return account_page(username, 422, erase_problem=problem)
+    try:
+        erasure.erase(current_user._get_current_object(), username)
+    except InvalidInput as error:
+        return account_page(username, 422, erase_problem=error.message)
+    flash(f"The account {username.lower()} is erased.", "status")
+    return redirect_303(url_for("admin.users"))
 
 
 @bp.post("/users/<username>/password-link")

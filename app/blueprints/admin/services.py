@@ -117,7 +117,7 @@ def account(username: str) -> Account:
     return Account(user, taught, attended)
 
 
-def _lock_admins() -> set[int]:
+def lock_admins() -> set[int]:
     """Start a transaction that holds every active admin's row, so that two admins changing
     each other at the same moment cannot both pass the last-admin rule: PostgreSQL locks the
     rows (SELECT … FOR UPDATE), SQLite takes its write lock first (BEGIN IMMEDIATE)."""
@@ -168,7 +168,7 @@ def change_role(actor: Actor, username: str, role: str) -> User:
     if role not in {r.value for r in Role}:
         raise InvalidInput({"role": "Choose student, teacher or admin."})
     actor_id = _actor_id(actor)
-    admins = _lock_admins()
+    admins = lock_admins()
     user = _subject(actor_id, admins, username)
     if user.role == role:
         db.session.rollback()
@@ -195,7 +195,7 @@ def deactivate(actor: Actor, username: str) -> User:
     """The account can no longer sign in; its sessions and sockets end at once. What it
     made (enrolments, files, messages) stays."""
     actor_id = _actor_id(actor)
-    admins = _lock_admins()
+    admins = lock_admins()
     user = _subject(actor_id, admins, username)
     if user.id == actor_id:
         _refuse("account", "You cannot deactivate your own account.")
@@ -213,7 +213,7 @@ def deactivate(actor: Actor, username: str) -> User:
 
 def reactivate(actor: Actor, username: str) -> User:
     actor_id = _actor_id(actor)
-    admins = _lock_admins()
+    admins = lock_admins()
     user = _subject(actor_id, admins, username)
     if user.is_active:
         db.session.rollback()

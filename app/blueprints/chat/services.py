@@ -368,7 +368,9 @@ def _move_mark(user_id: int, room_id: int, up_to: int) -> int:
 
 def direct_room(user: User, username: str) -> ChatRoom:
     """The one room between two people, opened the first time either asks."""
-    other = db.session.scalar(select(User).where(User.username == username.lower()))
+    other = db.session.scalar(
+        select(User).where(User.username == username.lower(), User.erased_at.is_(None))
+    )
     if other is None:
         raise NotFound("There is no such person.")
     if other.id == user.id:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wtforms import PasswordField, RadioField, SelectChoice, TextAreaField
+from wtforms import PasswordField, RadioField, SelectChoice, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length
 
 from app.blueprints.auth.forms import (
@@ -58,3 +58,17 @@ class NotificationChoicesForm(BaseForm):
     materials = mail_choice("New and updated materials in your courses")
     feedback = mail_choice("Feedback on your courses, and replies to yours")
     chat = mail_choice("Chat messages while you are away")
+
+
+class EraseForm(BaseForm):
+    """Erasing one's own account: the password, and the username typed out as a last check."""
+
+    current_password = PasswordField(
+        "Your password",
+        id="erase_current_password",
+        validators=[InputRequired("Enter your password."), Length(max=128)],
+    )
+    confirm = StringField(
+        "Type your username to confirm",
+        validators=[InputRequired("Type your username to confirm."), Length(max=64)],
+    )

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from flask import Response, current_app, flash, render_template, request, url_for
-from flask_login import current_user, login_required, login_user
+from flask_login import current_user, login_required, login_user, logout_user
 
 from app.blueprints.auth import services as accounts
 from app.blueprints.notifications import services as notifications
-from app.blueprints.profile import bp, export, services
-from app.blueprints.profile.forms import NotificationChoicesForm, PasswordForm, ProfileForm
+from app.blueprints.profile import bp, erasure, export, services
+from app.blueprints.profile.forms import (
+    EraseForm,
+    NotificationChoicesForm,
+    PasswordForm,
+    ProfileForm,
+)
 from app.errors import InvalidInput
 from app.extensions import db
 from app.web import add_errors, form_invalid, is_htmx, redirect_303, render_page_or_partial
@@ -97,3 +102,30 @@ def export_data():
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.route("/profile/delete", methods=["GET", "POST"])
+@login_required
+def erase():
+    """Erase one's own account: the password and the username typed out, then everything
+    that names the person goes (app/blueprints/profile/erasure.py)."""
+    form = EraseForm()
+    user = current_user._get_current_object()
+    taught = services.taught_titles(user)
+    if not form.validate_on_submit():
+        status = 422 if form.is_submitted() else 200
+        return render_template("profile/delete.html", form=form, taught=taught), status
+    if form.confirm.data.strip().lower() != user.username:
+        form.confirm.errors.append(f"Type your username, {user.username}, exactly.")
+    elif not accounts.verify_password(user, form.current_password.data):
+        form.current_password.errors.append(services.NOT_YOURS)
+    else:
+        try:
+            erasure.erase(user, user.username)
+        except InvalidInput as error:
+            add_errors(form, error)
+        else:
+            logout_user()
+            flash("Your account is erased. Everything that named you is gone.", "status")
+            return redirect_303(url_for("auth.login"))
+    return render_template("profile/delete.html", form=form, taught=taught), 422

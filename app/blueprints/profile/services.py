@@ -8,7 +8,7 @@ from app import mail
 from app.blueprints.auth.services import taken, verify_password
 from app.errors import InvalidInput, NotFound
 from app.extensions import db
-from app.models import User
+from app.models import Course, User
 from app.models.user import utcnow
 
 EMAIL_NEEDS_IT = "Enter your password to change your email."
@@ -49,7 +49,14 @@ def update_profile(
 
 
 def public_profile(username: str) -> User:
-    user = db.session.scalar(select(User).where(User.username == username.lower()))
+    user = db.session.scalar(
+        select(User).where(User.username == username.lower(), User.erased_at.is_(None))
+    )
     if user is None:
         raise NotFound("There is no one with that username.")
     return user
+
+
+def taught_titles(user: User) -> list[str]:
+    """The courses someone still owns: they keep an account from being erased."""
+    return sorted(db.session.scalars(select(Course.title).where(Course.teacher_id == user.id)))
