@@ -2,9 +2,11 @@
 database taken while the app serves, every stored file, and a manifest with each member's
 SHA-256; a restore checks all of it before it writes anything.
 
-The archive is a plain tar (uploads are mostly compressed already): `manifest.json`, then
-`database.sqlite` (SQLite's online backup API) or `database.pgdump` (`pg_dump -Fc`), then
-`files/<stored name>` for every file a material row of the snapshot points to."""
+The archive is a plain tar (uploads are mostly compressed already): `database.sqlite` (SQLite's
+online backup API) or `database.pgdump` (`pg_dump -Fc`), then `files/<stored name>` for every
+file a material row of the snapshot points to, then `manifest.json`. Each member is hashed as it
+is written, so every file is read once; the manifest comes last because only then are all the
+hashes known (a restore also reads archives with the manifest first, as earlier ones were)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -28,11 +31,11 @@ from flask import Flask, current_app
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
-from app.blueprints.materials import storage
-
 CHUNK = 1024 * 1024
 FORMAT = 1
 PREFIX = "campus-backup-"
+# What a stored file may be called inside the archive's files/ (never a path of its own).
+STORED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 Progress = Callable[[str], None]
 
@@ -87,39 +90,59 @@ def backup(to: Path, keep: int | None = None, progress: Progress = print) -> Wri
             "database": kind,
             "created_at": datetime.now(UTC).isoformat(),
             "counts": counts,
-            "members": {database.name: storage.digest(database)},
+            "members": {},
         }
         partial = to / f".{final.name}.partial"
         total = 0
-        with tarfile.open(partial, "w") as archive:
+        with tarfile.open(partial, "w", copybufsize=CHUNK) as archive:
             members = manifest["members"]
+            members[database.name] = _add_hashed(archive, database, database.name)[0]
             copied = []
             for number, name in enumerate(stored, start=1):
-                path = files_dir / name
-                if not path.exists():  # deleted since the snapshot: nothing to keep
+                try:
+                    sha, size = _add_hashed(archive, files_dir / name, f"files/{name}")
+                except FileNotFoundError:  # deleted since the snapshot: nothing to keep
                     progress(f"  {name}: gone since the snapshot, left out")
                     continue
+                members[f"files/{name}"] = sha
                 copied.append(name)
+                total += size
                 if number % 500 == 0:
-                    progress(f"  checksums: {number:,} of {len(stored):,} files")
-                members[f"files/{name}"] = storage.digest(path)
-                total += path.stat().st_size
+                    progress(f"  archived {number:,} of {len(stored):,} files")
             manifest["files"] = len(copied)
             data = json.dumps(manifest, indent=1, sort_keys=True).encode()
             info = tarfile.TarInfo("manifest.json")
             info.size, info.mtime = len(data), int(time.time())
             archive.addfile(info, io.BytesIO(data))
-            archive.add(database, arcname=database.name)
-            for number, name in enumerate(copied, start=1):
-                archive.add(files_dir / name, arcname=f"files/{name}")
-                if number % 500 == 0:
-                    progress(f"  archived {number:,} of {len(copied):,} files")
         os.replace(partial, final)
     if keep is not None:
         for old in sorted(to.glob(f"{PREFIX}*.tar"))[:-keep] if keep > 0 else []:
             old.unlink()
             progress(f"  removed the older {old.name}")
     return Written(final, len(copied), total, time.monotonic() - started)
+
+
+class _Hashing:
+    """A file that hashes what is read from it: tar copies it and the hash comes for free."""
+
+    def __init__(self, file) -> None:
+        self.file, self.sha = file, hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.file.read(size)
+        self.sha.update(data)
+        return data
+
+
+def _add_hashed(archive: tarfile.TarFile, path: Path, name: str) -> tuple[str, int]:
+    """Add one file to the archive; its SHA-256 and size."""
+    with path.open("rb") as file:
+        info = archive.gettarinfo(arcname=name, fileobj=file)
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        hashing = _Hashing(file)
+        archive.addfile(info, hashing)
+    return hashing.sha.hexdigest(), info.size
 
 
 def _snapshot(app: Flask, work: Path, progress: Progress):
@@ -253,35 +276,53 @@ def _unpack_checked(archive_path: Path, work: Path, progress: Progress) -> dict:
     """Extract into `work`, checking every member's SHA-256; BackupError on any damage."""
     try:
         with tarfile.open(archive_path, "r:") as archive:
-            first = archive.next()
-            if first is None or first.name != "manifest.json":
-                raise BackupError("This is not a Campus backup: it has no manifest first.")
-            manifest = json.loads(archive.extractfile(first).read())
-            expected: dict[str, str] = manifest["members"]
-            seen = set()
-            for member in archive:
-                name = member.name
-                if member is first:
-                    continue
-                if name not in expected or not member.isfile():
-                    raise BackupError(f"The archive holds {name!r}, which its manifest does not.")
-                target = work / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                sha = hashlib.sha256()
-                with archive.extractfile(member) as source, target.open("wb") as out:
-                    while chunk := source.read(CHUNK):
-                        sha.update(chunk)
-                        out.write(chunk)
-                if sha.hexdigest() != expected[name]:
-                    raise BackupError(f"{name} is damaged: its SHA-256 does not match.")
-                seen.add(name)
-            missing = set(expected) - seen
-            if missing:
-                raise BackupError(f"The archive is incomplete: {len(missing)} members missing.")
+            manifest, found = _extract_hashed(archive, work)
     except (tarfile.TarError, EOFError, OSError, ValueError, KeyError) as error:
         raise BackupError(f"The archive cannot be read (truncated or damaged): {error}") from None
-    progress(f"Checked {len(seen)} members against the manifest.")
+    if manifest is None:
+        raise BackupError(
+            "This is not a whole Campus backup (truncated or damaged): it has no manifest."
+        )
+    expected: dict[str, str] = manifest["members"]
+    for name, sha in found.items():
+        if name not in expected:
+            raise BackupError(f"The archive holds {name!r}, which its manifest does not.")
+        if sha != expected[name]:
+            raise BackupError(f"{name} is damaged: its SHA-256 does not match.")
+    missing = set(expected) - set(found)
+    if missing:
+        raise BackupError(f"The archive is incomplete: {len(missing)} members missing.")
+    progress(f"Checked {len(found)} members against the manifest.")
     return manifest
+
+
+def _extract_hashed(archive: tarfile.TarFile, work: Path) -> tuple[dict | None, dict[str, str]]:
+    """Every member into `work` with its SHA-256, and the manifest (None if there is none)."""
+    manifest, found = None, {}
+    for member in archive:
+        name = member.name
+        if name == "manifest.json" and manifest is None:
+            manifest = json.loads(archive.extractfile(member).read())
+            continue
+        if not member.isfile() or name in found or not _safe_name(name):
+            raise BackupError(f"The archive holds {name!r}, which a Campus backup does not.")
+        target = work / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        sha = hashlib.sha256()
+        with archive.extractfile(member) as source, target.open("wb") as out:
+            while chunk := source.read(CHUNK):
+                sha.update(chunk)
+                out.write(chunk)
+        found[name] = sha.hexdigest()
+    return manifest, found
+
+
+def _safe_name(name: str) -> bool:
+    """The database or one stored file: nothing that could land outside the work folder."""
+    if name in ("database.sqlite", "database.pgdump"):
+        return True
+    folder, _, stored = name.partition("/")
+    return folder == "files" and STORED_NAME.fullmatch(stored) is not None
 
 
 def _check_revision(app: Flask, revision: str | None) -> None:

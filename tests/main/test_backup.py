@@ -204,6 +204,23 @@ def test_a_damaged_archive_is_refused_and_leaves_the_target_empty(
     assert not files.exists() or not any(files.iterdir())
 
 
+def test_an_archive_member_that_would_land_outside_the_upload_folder_is_refused(
+    app, school, tmp_path, fresh_target
+):
+    archive = make_backup(app, tmp_path)
+    crafted = archive.with_name("crafted.tar")
+    with tarfile.open(archive) as source, tarfile.open(crafted, "w") as out:
+        for member in source:
+            data = source.extractfile(member).read()
+            if member.name.startswith("files/"):
+                member.name = "files/../../escaped"
+            out.addfile(member, io.BytesIO(data))
+    result = run(restored_app(fresh_target), "restore", str(crafted))
+    assert result.exit_code != 0 and "which a Campus backup does not" in result.output
+    assert not (fresh_target[1].parent / "escaped").exists()
+    assert not (fresh_target[1] / "escaped").exists()
+
+
 def test_keep_prunes_the_oldest_archives(app, school, tmp_path):
     runner = app.test_cli_runner()
     folder = tmp_path / "nightly"
@@ -303,7 +320,21 @@ def test_a_backup_taken_while_twenty_people_write_restores_whole(
     for thread in threads:
         thread.start()
     try:
-        time.sleep(1.5)  # the school is busy
+        # The school is busy: at least 20 messages and a file committed (on a loaded machine
+        # that takes longer than the usual second and a half).
+        engine = create_engine(migrated_database)
+        deadline = time.monotonic() + 60
+        with engine.connect() as connection:
+            while time.monotonic() < deadline:
+                messages, files = (
+                    connection.execute(text(f"SELECT count(*) FROM {table}")).scalar()  # noqa: S608
+                    for table in ("chat_messages", "materials")
+                )
+                connection.rollback()
+                if messages >= 20 and files:
+                    break
+                time.sleep(0.1)
+        engine.dispose()
         source = create_app(
             "testing",
             SQLALCHEMY_DATABASE_URI=migrated_database,

@@ -98,7 +98,8 @@ def worker_rss(port: int) -> int:
 
 
 def test_a_large_export_streams_without_growing_the_worker(live_server, make_user, make_course):
-    """300 MB of uploads: the worker's memory grows by less than 30 MB while it streams."""
+    """300 MB of uploads (CAMPUS_EXPORT_TEST_MB sets another size: the issue's measurement is
+    1024): the worker's memory grows by less than 30 MB while it streams."""
     import hashlib
     import http.client
     import os
@@ -115,8 +116,9 @@ def test_a_large_export_streams_without_growing_the_worker(live_server, make_use
     folder = ROOT / "instance" / "test-live-uploads" / "files"
     folder.mkdir(parents=True, exist_ok=True)
     block = os.urandom(1024 * 1024)
+    total_mb = int(os.environ.get("CAMPUS_EXPORT_TEST_MB", "300"))
     names = []
-    for n in range(10):
+    for n in range(-(-total_mb // 30)):
         name = secrets.token_hex(16)
         with open(folder / name, "wb") as out:
             for _ in range(30):
@@ -154,8 +156,9 @@ def test_a_large_export_streams_without_growing_the_worker(live_server, make_use
         done.set()
         watcher.join()
         assert response.status == 200
-        assert received > 300 * 1024 * 1024
+        assert received > len(names) * 30 * 1024 * 1024
         grew = max(peak) - before
+        print(f"exported {received / 2**20:.0f} MiB; the worker grew by {grew / 2**20:.1f} MiB")
         assert grew < 30 * 1024 * 1024, f"the worker grew by {grew / 2**20:.1f} MiB"
     finally:
         for name in names:
