@@ -12,7 +12,7 @@ from sqlalchemy import select
 from app.blueprints.chat import safety
 from app.blueprints.enrollments.services import enroll
 from app.extensions import db
-from app.models import ChatMessage, ChatRoom
+from app.models import ChatRoom
 from tests.browser.flows import sign_in
 
 pytestmark = pytest.mark.browser
@@ -38,6 +38,11 @@ def test_teacher_removes_a_message_and_mutes_a_student(
     room_id = db.session.scalar(select(ChatRoom.id).where(ChatRoom.course_id == course.id))
     student = second_page
 
+    sign_in(page, "ms.rivera", PASSWORD)
+    page.goto(f"/chat/{room_id}")
+    live(page)
+    page.evaluate("window.notReloaded = true")
+
     sign_in(student, "sam", PASSWORD)
     student.goto(f"/chat/{room_id}")
     live(student)
@@ -47,15 +52,19 @@ def test_teacher_removes_a_message_and_mutes_a_student(
     message = student.locator("[data-message-id]")
     expect(message).to_have_count(1)
     message_id = int(message.get_attribute("data-message-id"))
-    assert db.session.get(ChatMessage, message_id) is not None
     with app.test_request_context():
         safety.report(lee, message_id, "Answers to the homework")
+    # The author's own live message offers edit and remove, not report.
+    expect(message.locator("[data-edit-form]")).to_have_count(1)
+    expect(message.locator("[data-report-form]")).to_have_count(0)
 
-    sign_in(page, "ms.rivera", PASSWORD)
-    page.goto(f"/chat/{room_id}")
-    expect(page.locator(f"#message-{message_id}")).to_contain_text("Copy my homework answers")
+    # The teacher's tab got the message live, with the teacher's actions.
+    arrived = page.locator(f"#message-{message_id}")
+    expect(arrived).to_contain_text("Copy my homework answers")
+    expect(arrived.locator("[data-edit-form]")).to_have_count(0)
+    expect(arrived.locator("[data-report-form]")).to_have_count(1)
+    assert page.evaluate("window.notReloaded === true")
     visit(page, "chat-moderation-teacher")
-    live(page)
     student.evaluate("window.notReloaded = true")
 
     page.locator(f"#message-{message_id} [data-remove-form] button").click()

@@ -53,6 +53,7 @@ def room_context(
         "form": form or MessageForm(formdata=None),
         "archived": services.archived(room),
         "viewer": viewer,
+        "action_stub": safety.ACTION_STUB,
         "muted_until": services.muted_until(room.id, current_user.id),
         "moderation": moderation,
         "mute_form": mute_form or MuteForm(formdata=None),

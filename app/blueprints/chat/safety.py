@@ -399,5 +399,10 @@ class Viewer:
         return may_edit(self.id, message, self.now)
 
 
+# The message the room page's actions template is rendered for: campus.js puts the id of each
+# message that arrives live in place of its 0.
+ACTION_STUB = ChatMessage(id=0, author_id=0, body="", created_at=datetime(2000, 1, 1))
+
+
 def viewer_of(user: User, room: ChatRoom) -> Viewer:
     return Viewer(user.id, moderates(user, room), utcnow())
