@@ -438,3 +438,40 @@ def test_purge_erases_text_removed_more_than_30_days_ago(app, classroom):
     assert stored(message_id).removed_body is None
     assert stored(recent.id).removed_body == "recent removal"
     assert db.session.scalar(select(ChatReport.body)) == ""
+
+
+def test_admins_read_removed_text_for_30_days_teachers_do_not(app, client, login_as, classroom):
+    _, message_id, people = classroom
+    login_as(people["teacher"])
+    client.post_form(f"/chat/messages/{message_id}/delete")  # never reported
+    html = client.get("/admin/reports").get_data(as_text=True)
+    assert 'id="removed"' not in html and "question 3 is 42" not in html
+    client.post_form("/auth/logout")
+    login_as(people["admin"])
+    html = client.get("/admin/reports").get_data(as_text=True)
+    kept = re.search(r'<section id="removed".*?</section>', html, re.S).group(0)
+    assert f'data-message-id="{message_id}"' in kept and "The answer to question 3 is 42" in kept
+    db.session.execute(
+        update(ChatMessage).values(removed_at=utcnow() - timedelta(days=30, minutes=1))
+    )
+    db.session.commit()
+    assert app.test_cli_runner().invoke(args=["chat", "purge"]).exit_code == 0
+    html = client.get("/admin/reports").get_data(as_text=True)
+    assert "question 3 is 42" not in html and 'id="removed-empty"' in html
+
+
+def test_an_admin_mutes_the_author_from_the_reports_page(client, login_as, classroom):
+    room_id, message_id, people = classroom
+    login_as(people["bo"])
+    client.post_form(f"/chat/messages/{message_id}/report", {"reason": "Answers"})
+    client.post_form("/auth/logout")
+    login_as(people["admin"])  # not a member of the room
+    page = client.get("/admin/reports").get_data(as_text=True)
+    assert f'action="/chat/{room_id}/mute"' in page
+    form = {"username": "ana", "minutes": "0", "next": "/admin/reports"}
+    refused = client.post_form(f"/chat/{room_id}/mute", form)
+    assert refused.status_code == 422 and "1 to 10,080" in refused.get_data(as_text=True)
+    assert count(ChatMute) == 0
+    response = client.post_form(f"/chat/{room_id}/mute", {**form, "minutes": "15"})
+    assert response.status_code == 303 and response.headers["Location"] == "/admin/reports"
+    assert safety.services.muted_until(room_id, people["ana"].id) is not None

@@ -147,7 +147,12 @@ def import_accounts():
 
 @bp.get("/reports")
 def reports():
-    return render_template("admin/reports.html", reports=safety.reports_for(current_user))
+    return render_template(
+        "admin/reports.html",
+        reports=safety.reports_for(current_user),
+        removed=safety.recently_removed(current_user),
+        mute_max=safety.MUTE_MINUTES_MAX,
+    )
 
 
 @bp.post("/reports/<int:report_id>/resolve")

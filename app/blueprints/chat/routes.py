@@ -177,7 +177,7 @@ def mute(room_id: int):
             return back_to(room_id)
     except InvalidInput as error:
         add_errors(form, error)
-    if current_user.id not in members:  # an admin from the reports page
+    if current_user.id not in members or request.form.get("next"):  # from the reports page
         return action_page(
             "Mute a member", form, url_for("chat.mute", room_id=room_id), "Mute", room_id
         )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import url_for
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import aliased
 
 from app import audit
@@ -406,3 +406,30 @@ ACTION_STUB = ChatMessage(id=0, author_id=0, body="", created_at=datetime(2000, 
 
 def viewer_of(user: User, room: ChatRoom) -> Viewer:
     return Viewer(user.id, moderates(user, room), utcnow())
+
+
+@dataclass(frozen=True)
+class RemovedRow:
+    message: ChatMessage
+    author: User
+    room_title: str
+
+
+def recently_removed(user: User, limit: int = 50) -> list[RemovedRow]:
+    """For admins: messages removed in the last REMOVED_TEXT_DAYS whose text is still kept,
+    newest removal first."""
+    if not user.is_admin:
+        return []
+    query = (
+        select(ChatMessage, User, func.coalesce(Course.title, ""))
+        .join(User, User.id == ChatMessage.author_id)
+        .join(ChatRoom, ChatRoom.id == ChatMessage.room_id)
+        .outerjoin(Course, Course.id == ChatRoom.course_id)
+        .where(ChatMessage.removed_body.is_not(None))
+        .order_by(ChatMessage.removed_at.desc())
+        .limit(limit)
+    )
+    return [
+        RemovedRow(message, author, title or "Direct conversation")
+        for message, author, title in db.session.execute(query)
+    ]
