@@ -475,3 +475,15 @@ def test_an_admin_mutes_the_author_from_the_reports_page(client, login_as, class
     response = client.post_form(f"/chat/{room_id}/mute", {**form, "minutes": "15"})
     assert response.status_code == 303 and response.headers["Location"] == "/admin/reports"
     assert safety.services.muted_until(room_id, people["ana"].id) is not None
+
+
+def test_reporting_twice_keeps_one_report_and_tells_once(client, login_as, classroom):
+    _, message_id, people = classroom
+    login_as(people["bo"])
+    for reason in ("Answers", "Answers to the homework, really"):
+        response = client.post_form(f"/chat/messages/{message_id}/report", {"reason": reason})
+        assert response.status_code == 303
+    assert count(ChatReport) == 1
+    assert db.session.scalar(select(ChatReport.reason)) == "Answers to the homework, really"
+    told = select(func.count()).where(Notification.kind == "chat_report")
+    assert db.session.scalar(told) == 2  # the teacher and the admin, once each

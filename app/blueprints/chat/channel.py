@@ -186,6 +186,8 @@ def resume(connection: Connection, member: Member, rooms: object) -> None:
 
 def typing(connection: Connection, member: Member, room: int) -> None:
     _, members = services.room_for(member.id, room)
+    if services.muted_until(room, member.id) is not None:
+        return  # a muted member cannot post: nobody is told they are writing
     html = render_fragment("chat/_typing.html", room_id=room, name=member.full_name)
     others = [user_id for user_id in members if user_id != member.id]
     live().publish(others, html)

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from flask import url_for
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from app import audit
@@ -192,9 +193,15 @@ def mute(actor: User, room_id: int, username: object, minutes: object) -> tuple[
     until = utcnow() + timedelta(minutes=length)
     existing = db.session.get(ChatMute, (room.id, person.id))
     if existing is None:
-        existing = ChatMute(room_id=room.id, user_id=person.id)
-        db.session.add(existing)
-    existing.until, existing.muted_by_id = until, actor.id
+        try:
+            with db.session.begin_nested():
+                db.session.add(
+                    ChatMute(room_id=room.id, user_id=person.id, until=until, muted_by_id=actor.id)
+                )
+        except IntegrityError:  # another moderator muted them at the same moment: ours wins
+            existing = db.session.get(ChatMute, (room.id, person.id))
+    if existing is not None:
+        existing.until, existing.muted_by_id = until, actor.id
     title = services.title_of(room, actor.id)
     audit.record(
         "muted",
@@ -263,6 +270,17 @@ def report(user: User, message_id: int, reason: object) -> ChatReport:
         raise InvalidInput({"reason": f"A reason can be at most {REASON_MAX} characters."})
     if problem := text_problem(text, multiline=True, where="the reason"):
         raise InvalidInput({"reason": problem})
+    already = db.session.scalar(
+        select(ChatReport).where(
+            ChatReport.message_id == message.id,
+            ChatReport.reporter_id == user.id,
+            ChatReport.resolved_at.is_(None),
+        )
+    )
+    if already is not None:  # a second report of the same message: the newer reason, no news
+        already.reason = text
+        db.session.commit()
+        return already
     filed = ChatReport(
         message_id=message.id,
         room_id=found.room.id,
