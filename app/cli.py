@@ -326,12 +326,25 @@ def send_digests_command() -> None:
     click.echo(f"{written} digests written; {sent} mails sent (the rest are retried by the app).")
 
 
+chat_cli = AppGroup("chat", help="Chat upkeep.")
+
+
+@chat_cli.command("purge")
+def chat_purge_command() -> None:
+    """Erase the kept text of chat messages removed more than 30 days ago (run daily)."""
+    from app.blueprints.chat import safety
+
+    erased = safety.purge()
+    click.echo(f"Erased the text of {erased} removed messages.")
+
+
 def register_cli(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(backup_command)
     app.cli.add_command(restore_command)
 
     app.cli.add_command(notifications_cli)
+    app.cli.add_command(chat_cli)
 
     @app.cli.command("sweep-uploads")
     def sweep_uploads_command() -> None:

@@ -1,7 +1,7 @@
 """The database models, one module per aggregate."""
 
 from app.models.audit import AuditEvent
-from app.models.chat import ChatMessage, ChatRead, ChatRoom
+from app.models.chat import ChatMessage, ChatMute, ChatRead, ChatReport, ChatRoom
 from app.models.course import Course
 from app.models.enrollment import Enrollment, EnrollmentStatus
 from app.models.feedback import Feedback
@@ -13,7 +13,9 @@ from app.models.user import Role, User
 __all__ = [
     "AuditEvent",
     "ChatMessage",
+    "ChatMute",
     "ChatRead",
+    "ChatReport",
     "ChatRoom",
     "Course",
     "Enrollment",

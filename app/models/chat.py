@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    String,
     Text,
     UniqueConstraint,
     event,
@@ -23,6 +24,8 @@ from app.models.course import Course
 from app.models.user import User, utcnow
 
 BODY_MAX = 2000
+REASON_MAX = 500
+MUTE_MINUTES_MAX = 10_080  # 7 days
 
 
 class ChatRoom(db.Model):
@@ -65,8 +68,19 @@ class ChatMessage(db.Model):
     author_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    edited_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # A removed message keeps its row (a stub in every list) but not its text: `body` is
+    # emptied, and the text moves to `removed_body`, read only by the reports page, until
+    # `flask chat purge` erases it (REMOVED_TEXT_DAYS after the removal).
+    removed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    removed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    removed_body: Mapped[str | None] = mapped_column(Text)
 
-    author: Mapped[User] = relationship(lazy="raise_on_sql")
+    author: Mapped[User] = relationship(lazy="raise_on_sql", foreign_keys=[author_id])
+
+    @property
+    def is_removed(self) -> bool:
+        return self.removed_at is not None
 
 
 class ChatRead(db.Model):
@@ -81,6 +95,42 @@ class ChatRead(db.Model):
         ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
     )
     last_read_id: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ChatMute(db.Model):
+    """A member of a course room who may read it but not post until `until`."""
+
+    __tablename__ = "chat_mutes"
+
+    room_id: Mapped[int] = mapped_column(
+        ForeignKey("chat_rooms.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    muted_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class ChatReport(db.Model):
+    """A member's report of a message, with the message's text as it was then (it stays
+    readable for whoever handles the report even if the message is edited or removed since)."""
+
+    __tablename__ = "chat_reports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("chat_messages.id", ondelete="CASCADE"), index=True
+    )
+    room_id: Mapped[int] = mapped_column(
+        ForeignKey("chat_rooms.id", ondelete="CASCADE"), index=True
+    )
+    reporter_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    body: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(String(REASON_MAX))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resolved_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
 
 @event.listens_for(Course, "after_insert")

@@ -7,6 +7,7 @@ from flask_login import current_user, login_required
 
 from app.blueprints.admin import bp, imports, services
 from app.blueprints.admin.forms import RoleForm
+from app.blueprints.chat import safety
 from app.blueprints.profile import erasure
 from app.errors import InvalidInput, NotAllowed
 from app.web import (
@@ -24,9 +25,15 @@ def admin_only() -> None:
         raise NotAllowed("These pages are for the school's admins.")
 
 
+# Teachers look after their courses' rooms: they see the reports made there.
+FOR_TEACHERS_TOO = {"admin.reports", "admin.resolve_report"}
+
+
 @bp.before_request
 @login_required
 def admins_only() -> None:
+    if request.endpoint in FOR_TEACHERS_TOO and current_user.is_teacher:
+        return
     admin_only()
 
 
@@ -154,3 +161,20 @@ def import_accounts():
     except InvalidInput as error:
         return render_template("admin/import.html", problem=error.message), 422
     return render_template("admin/import.html", preview=preview), 422 if preview.errors else 200
+
+
+@bp.get("/reports")
+def reports():
+    return render_template(
+        "admin/reports.html",
+        reports=safety.reports_for(current_user),
+        removed=safety.recently_removed(current_user),
+        mute_max=safety.MUTE_MINUTES_MAX,
+    )
+
+
+@bp.post("/reports/<int:report_id>/resolve")
+def resolve_report(report_id: int):
+    safety.resolve(current_user, report_id)
+    flash("The report is resolved.", "status")
+    return redirect_303(url_for("admin.reports"))

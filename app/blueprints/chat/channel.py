@@ -14,7 +14,7 @@ from flask import current_app, g, request
 from flask_login import current_user
 from sqlalchemy import select
 
-from app.blueprints.chat import services
+from app.blueprints.chat import safety, services
 from app.blueprints.chat.services import Member
 from app.errors import DomainError, InvalidInput
 from app.extensions import db
@@ -176,6 +176,9 @@ def resume(connection: Connection, member: Member, rooms: object) -> None:
             connection.send(
                 services.message_fragment(message, message.author.display_name), room, message.id
             )
+        # Older messages this tab may show as they were before an edit or a removal.
+        for message in safety.changed_before(room, after):
+            connection.send(safety.change_fragment(message))
         # A reconnecting tab that had read everything changes no count: nothing to send.
         if services.mark_read(member.id, room, connection.seen.get(room)):
             services.publish_seen(room, members_of[room], services.newest_message(room))
@@ -183,6 +186,8 @@ def resume(connection: Connection, member: Member, rooms: object) -> None:
 
 def typing(connection: Connection, member: Member, room: int) -> None:
     _, members = services.room_for(member.id, room)
+    if services.muted_until(room, member.id) is not None:
+        return  # a muted member cannot post: nobody is told they are writing
     html = render_fragment("chat/_typing.html", room_id=room, name=member.full_name)
     others = [user_id for user_id in members if user_id != member.id]
     live().publish(others, html)

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-from flask import Response, request, url_for
+from flask import Response, flash, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from app.blueprints.chat import bp, channel, services
-from app.blueprints.chat.forms import MessageForm
+from app.blueprints.chat import bp, channel, safety, services
+from app.blueprints.chat.forms import EditForm, MessageForm, MuteForm, ReportForm, UnmuteForm
 from app.blueprints.notifications.services import mark_read_for_link
 from app.errors import InvalidInput, Throttled
 from app.extensions import sock
 from app.forms import whole_number
 from app.models import ChatRoom
-from app.web import form_invalid, is_cross_site, redirect_303, render_page_or_partial
+from app.web import (
+    add_errors,
+    form_invalid,
+    is_cross_site,
+    is_safe_next,
+    redirect_303,
+    render_page_or_partial,
+)
 
 
 @bp.get("/chat")
@@ -23,9 +30,21 @@ def index():
     )
 
 
-def room_context(room: ChatRoom, members: list[int], form: MessageForm | None = None) -> dict:
+def room_context(
+    room: ChatRoom,
+    members: list[int],
+    form: MessageForm | None = None,
+    mute_form: MuteForm | None = None,
+) -> dict:
     before = whole_number(request.args.get("before", ""), max_digits=18)
     history = services.history(room, before)
+    viewer = safety.viewer_of(current_user, room)
+    moderation = None
+    if viewer.moderates and room.course_id is not None:
+        moderation = {
+            "students": safety.students_in(members),
+            "muted": safety.muted_in(room.id),
+        }
     return {
         "room": room,
         "title": services.title_of(room, current_user.id),
@@ -33,6 +52,11 @@ def room_context(room: ChatRoom, members: list[int], form: MessageForm | None = 
         "seen": services.seen_of(room.id, members, history) if before is None else 0,
         "form": form or MessageForm(formdata=None),
         "archived": services.archived(room),
+        "viewer": viewer,
+        "action_stub": safety.ACTION_STUB,
+        "muted_until": services.muted_until(room.id, current_user.id),
+        "moderation": moderation,
+        "mute_form": mute_form or MuteForm(formdata=None),
     }
 
 
@@ -54,6 +78,7 @@ def room(room_id: int):
 def post(room_id: int):
     room, members = services.room_for(current_user.id, room_id)  # 404 before the input
     services.refuse_if_archived(room)  # 403, whatever was typed
+    services.refuse_if_muted(room.id, current_user.id)
     form = MessageForm()
     if not form.validate():
         return form_invalid("chat/room.html", form, **room_context(room, members, form))
@@ -68,6 +93,117 @@ def post(room_id: int):
         page, _ = form_invalid("chat/room.html", form, refused, **context)
         return page, 429, {"Retry-After": str(error.retry_after)}
     return redirect_303(url_for("chat.room", room_id=room_id) + f"#message-{message.id}")
+
+
+def back_to(room_id: int, anchor: str = "") -> Response:
+    """303 to the room, or to the local page the form named in `next` (the reports page)."""
+    target = request.form.get("next", "")
+    if is_safe_next(target):
+        return redirect_303(target)
+    return redirect_303(url_for("chat.room", room_id=room_id) + anchor)
+
+
+def action_page(heading: str, form, action: str, submit: str, room_id: int, **context):
+    page = render_template(
+        "chat/action.html",
+        heading=heading,
+        form=form,
+        action=action,
+        submit=submit,
+        room_id=room_id,
+        **context,
+    )
+    return page, 422
+
+
+@bp.post("/chat/messages/<int:message_id>/edit")
+@login_required
+def edit_message(message_id: int):
+    found = safety.editable(current_user, message_id)  # 404 or 403 before the input
+    form = EditForm()
+    try:
+        if form.validate():
+            safety.edit(current_user, message_id, form.body.data)
+            flash("Your message was edited.", "status")
+            return back_to(found.room.id, f"#message-{message_id}")
+    except InvalidInput as error:
+        add_errors(form, error)
+    action = url_for("chat.edit_message", message_id=message_id)
+    return action_page("Edit your message", form, action, "Save", found.room.id)
+
+
+@bp.post("/chat/messages/<int:message_id>/delete")
+@login_required
+def remove_message(message_id: int):
+    message = safety.remove(current_user, message_id)
+    flash("The message was removed.", "status")
+    return back_to(message.room_id, f"#message-{message_id}")
+
+
+@bp.post("/chat/messages/<int:message_id>/report")
+@login_required
+def report_message(message_id: int):
+    found = safety.reportable(current_user, message_id)
+    form = ReportForm()
+    try:
+        if form.validate():
+            safety.report(current_user, message_id, form.reason.data)
+            flash(
+                "Thank you: the message was reported to the course's teacher and the admins.",
+                "status",
+            )
+            return back_to(found.room.id, f"#message-{message_id}")
+    except InvalidInput as error:
+        add_errors(form, error)
+    action = url_for("chat.report_message", message_id=message_id)
+    return action_page(
+        "Report a message", form, action, "Send the report", found.room.id, message=found.message
+    )
+
+
+@bp.post("/chat/<int:room_id>/mute")
+@login_required
+def mute(room_id: int):
+    room, members = safety.moderated_room(current_user, room_id)  # 404 or 403 first
+    form = MuteForm()
+    try:
+        if form.validate():
+            person, until = safety.mute(
+                current_user, room_id, form.username.data, str(form.minutes.data)
+            )
+            flash(
+                f"{person.display_name} is muted here until {until:%-d %b %Y, %H:%M} UTC.", "status"
+            )
+            return back_to(room_id)
+    except InvalidInput as error:
+        add_errors(form, error)
+    if current_user.id not in members or request.form.get("next"):  # from the reports page
+        return action_page(
+            "Mute a member", form, url_for("chat.mute", room_id=room_id), "Mute", room_id
+        )
+    return form_invalid(
+        "chat/room.html", MessageForm(formdata=None), **room_context(room, members, mute_form=form)
+    )
+
+
+@bp.post("/chat/<int:room_id>/unmute")
+@login_required
+def unmute(room_id: int):
+    safety.moderated_room(current_user, room_id)
+    form = UnmuteForm()
+    if not form.validate():
+        return action_page(
+            "Unmute a member", form, url_for("chat.unmute", room_id=room_id), "Unmute", room_id
+        )
+    try:
+        person = safety.unmute(current_user, room_id, form.username.data)
+    except InvalidInput as error:
+        add_errors(form, error)
+        return action_page(
+            "Unmute a member", form, url_for("chat.unmute", room_id=room_id), "Unmute", room_id
+        )
+    flash(f"{person.display_name} can post here again.", "status")
+    return back_to(room_id)
 
 
 @bp.post("/chat/direct/<username>")

@@ -4,6 +4,7 @@ who is told about a message they were not there to see."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from flask import current_app, url_for
 from sqlalchemy import and_, case, func, or_, select, union, update
@@ -17,6 +18,7 @@ from app.forms import text_problem
 from app.live import live, render_fragment
 from app.models import (
     ChatMessage,
+    ChatMute,
     ChatRead,
     ChatRoom,
     Course,
@@ -26,6 +28,7 @@ from app.models import (
     User,
 )
 from app.models.chat import BODY_MAX
+from app.models.user import utcnow
 from app.web import count_attempt, seconds_until_allowed
 
 PAGE_SIZE = 50
@@ -98,6 +101,28 @@ def archived(room: ChatRoom) -> bool:
 def refuse_if_archived(room: ChatRoom) -> None:
     if archived(room):
         raise NotAllowed("This course is archived: its chat can be read, not written in.")
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands back times without their zone; every time stored here is UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def muted_until(room_id: int, user_id: int) -> datetime | None:
+    """Until when `user_id` may read but not post in the room (DESIGN.md "Chat
+    safeguarding"), or None."""
+    until = db.session.scalar(
+        select(ChatMute.until).where(ChatMute.room_id == room_id, ChatMute.user_id == user_id)
+    )
+    if until is None or as_utc(until) <= utcnow():
+        return None
+    return as_utc(until)
+
+
+def refuse_if_muted(room_id: int, user_id: int) -> None:
+    until = muted_until(room_id, user_id)
+    if until is not None:
+        raise NotAllowed(f"You are muted in this room until {until:%-d %b %Y, %H:%M} UTC.")
 
 
 def course_room_id(course_id: int) -> int | None:
@@ -232,6 +257,7 @@ def post(author: Member, room_id: int, body: object) -> ChatMessage:
     text = clean_body(body)
     room, members = room_for(author.id, room_id)
     refuse_if_archived(room)
+    refuse_if_muted(room.id, author.id)
     limit, who = current_app.config["CHAT_POST_LIMIT"], author.account_key or str(author.id)
     if not count_attempt(limit, "chat-post", who):
         raise Throttled(

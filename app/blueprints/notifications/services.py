@@ -27,7 +27,7 @@ KINDS = {
     "enrolment": "Enrolment: a seat opens for you, a course you attend changes",
     "materials": "New and updated materials in your courses",
     "feedback": "Feedback on your courses, and replies to yours",
-    "chat": "Chat messages while you are away",
+    "chat": "Chat messages while you are away, and reported messages in rooms you look after",
 }
 CHOICES = ("immediately", "daily", "off")
 # Until someone chooses: what cannot wait (a seat that opened, a reply to one's feedback)

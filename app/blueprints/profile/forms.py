@@ -57,7 +57,9 @@ class NotificationChoicesForm(BaseForm):
     enrolment = mail_choice("Enrolment: a seat opens for you, a course you attend changes")
     materials = mail_choice("New and updated materials in your courses")
     feedback = mail_choice("Feedback on your courses, and replies to yours")
-    chat = mail_choice("Chat messages while you are away")
+    chat = mail_choice(
+        "Chat messages while you are away, and reported messages in rooms you look after"
+    )
 
 
 class EraseForm(BaseForm):

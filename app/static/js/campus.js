@@ -136,8 +136,42 @@
       unread.classList.remove("is-zero");
     });
   });
+  // A message that arrived live gets the actions the page offers the viewer for it (the server
+  // renders each live message once, for everyone): a copy of the page's template, with this
+  // message's id, keeping only what applies (edit: the author; remove: the author or whoever
+  // looks after the room; report: everyone else). The server checks each again.
+  function addActions(list) {
+    var template = document.getElementById("message-actions-template");
+    if (!template) return;
+    var moderates = template.hasAttribute("data-moderates");
+    list.querySelectorAll("[data-message-id]:not([data-removed])").forEach(function (message) {
+      if (message.querySelector(".message-actions")) return;
+      var id = message.getAttribute("data-message-id");
+      var mine = message.getAttribute("data-author-id") === me;
+      var actions = template.content.firstElementChild.cloneNode(true);
+      actions.querySelectorAll("[data-action-for]").forEach(function (part) {
+        var forWhom = part.getAttribute("data-action-for");
+        var keep = forWhom === "author" ? mine : forWhom === "others" ? !mine : mine || moderates;
+        if (!keep) part.remove();
+      });
+      actions.querySelectorAll("form").forEach(function (form) {
+        var action = form.getAttribute("action");
+        form.setAttribute("action", action.replace("/messages/0/", "/messages/" + id + "/"));
+      });
+      actions.querySelectorAll("[id], label[for]").forEach(function (part) {
+        if (part.id) part.id = part.id.replace("-0-", "-" + id + "-");
+        if (part.htmlFor) part.htmlFor = part.htmlFor.replace("-0-", "-" + id + "-");
+      });
+      var body = document.getElementById("message-" + id + "-body");
+      var box = actions.querySelector("textarea[name='body']");
+      if (box && body) box.value = body.textContent;
+      message.appendChild(actions);
+    });
+  }
+
   document.addEventListener("htmx:wsAfterMessage", function () {
     document.querySelectorAll("[data-room-messages]").forEach(function (list) {
+      addActions(list);
       var empty = document.getElementById(list.id.replace(/-messages$/, "-empty"));
       if (empty && list.querySelector("[data-message-id]")) empty.remove();
       var last = list.lastElementChild;
