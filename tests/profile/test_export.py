@@ -163,3 +163,26 @@ def test_a_large_export_streams_without_growing_the_worker(live_server, make_use
     finally:
         for name in names:
             (folder / name).unlink(missing_ok=True)
+
+
+def test_my_removed_message_is_exported_with_its_kept_text(
+    app, client, make_user, make_course, login_as
+):
+    from app.models.user import utcnow
+
+    teacher = make_user("tina", role="teacher")
+    course = make_course(teacher, title="History")
+    me = make_user("sam")
+    enroll(me, course.id)
+    room = course_room_id(course.id)
+    db.session.add(
+        ChatMessage(
+            room_id=room, author_id=me.id, body="", removed_body="said in haste",
+            removed_at=utcnow(), removed_by_id=teacher.id,
+        )
+    )  # fmt: skip
+    db.session.commit()
+    login_as(me)
+    archive = zipfile.ZipFile(io.BytesIO(client.get("/profile/export").get_data()))
+    [message] = json.loads(archive.read("messages.json"))
+    assert message["text"] == "said in haste" and message["removed"] is not None

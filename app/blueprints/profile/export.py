@@ -79,15 +79,26 @@ def gather(user: User) -> Export:
             .order_by(Feedback.id)
         )
     ]
+    # A removed message's text is still held (for admins, 30 days): it is the person's too.
     messages = [
         {
             "id": message_id,
             "room": f"course: {title}" if title else "a direct conversation",
             "sent": _when(sent),
-            "text": body,
+            "text": removed_body if removed else body,
+            "edited": _when(edited),
+            "removed": _when(removed),
         }
-        for message_id, body, sent, title in db.session.execute(
-            select(ChatMessage.id, ChatMessage.body, ChatMessage.created_at, Course.title)
+        for message_id, body, sent, edited, removed, removed_body, title in db.session.execute(
+            select(
+                ChatMessage.id,
+                ChatMessage.body,
+                ChatMessage.created_at,
+                ChatMessage.edited_at,
+                ChatMessage.removed_at,
+                ChatMessage.removed_body,
+                Course.title,
+            )
             .join(ChatRoom, ChatRoom.id == ChatMessage.room_id)
             .outerjoin(Course, Course.id == ChatRoom.course_id)
             .where(ChatMessage.author_id == user.id)
