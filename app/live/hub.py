@@ -32,6 +32,11 @@ OWN_QUEUE_LIMIT = QUEUE_LIMIT // 2
 # Each wait of a write; a write that makes no progress for WRITE_STALL seconds gives the
 # socket up (the peer is gone, or asleep with its buffer full).
 WRITE_STEP, WRITE_STALL = 1.0, 30.0
+# The kernel's send buffer of a socket (Linux doubles it). Left to itself it grows to 4 MiB
+# for a peer that stopped reading, where frames are neither counted nor dropped; fixed, the
+# frames past it wait in the socket's queue and count towards QUEUE_LIMIT. Fragments are a
+# few hundred bytes: this is room for a hundred or more.
+SEND_BUFFER = 64 * 1024
 
 
 def text_frame(html: str) -> bytes:
@@ -64,6 +69,8 @@ class FrameWriter:
         self.sock = sock
         self.lock = threading.Lock()
         sock.settimeout(WRITE_STEP)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
 
     def send(self, data: bytes | bytearray) -> int:
         with self.lock:
