@@ -41,6 +41,8 @@ class User(UserMixin, db.Model):
     # Set while the account is deactivated: it cannot sign in, its sessions have ended.
     deactivated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_sign_in_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # An IANA zone name (app/timezones.py): every time this person is shown is in it.
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
