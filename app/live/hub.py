@@ -30,8 +30,8 @@ QUEUE_LIMIT = 200
 # queued, leaving room for live messages meanwhile.
 OWN_QUEUE_LIMIT = QUEUE_LIMIT // 2
 # Each wait of a write; a write that makes no progress for WRITE_STALL seconds gives the
-# socket up (the peer is gone, or asleep with its buffer full).
-WRITE_STEP, WRITE_STALL = 1.0, 30.0
+# socket up (the peer is gone, or asleep with its buffer full), as nginx's `send_timeout`.
+WRITE_STEP, WRITE_STALL = 1.0, 60.0
 # The kernel's send buffer of a socket (Linux doubles it). Left to itself it grows to 4 MiB
 # for a peer that stopped reading, where frames are neither counted nor dropped; fixed, the
 # frames past it wait in the socket's queue and count towards QUEUE_LIMIT. Fragments are a
