@@ -224,17 +224,17 @@ def test_a_tab_that_stops_reading_holds_up_nobody_and_is_closed_with_1013(live_s
         # The tab reconnects (htmx's ws extension does after 1013) and resumes from the newest
         # message it shows: it gets exactly what it missed.
         shown = [int(found.group(1)) for f in fragments if (found := MESSAGE_ID.search(f))]
-        again = (await open_members(live_server, room_id, [stalled_cookie], resume=shown[-1]))[0]
+        again = (await open_members(live_server, room_id, [stalled_cookie], resume=max(shown)))[0]
         resumed: list[int] = []
         with contextlib.suppress(TimeoutError):
-            while len(resumed) < members.newest - shown[-1]:
+            while len(resumed) < members.newest - max(shown):
                 frame = await asyncio.wait_for(again.recv(), timeout=10)
                 resumed += [int(n) for n in MESSAGE_ID.findall(frame)]
         await again.close()
         await members.close()
-        return sorted(alone), sorted(with_stalled), posted, shown, code, resumed
+        return sorted(alone), sorted(with_stalled), opened_after, posted, shown, code, resumed
 
-    alone, with_stalled, posted, shown, code, resumed = asyncio.run(scenario())
+    alone, with_stalled, opened_after, posted, shown, code, resumed = asyncio.run(scenario())
     base_p99, stalled_p99 = p99(alone), p99(with_stalled)
     print(
         f"\n{MEMBERS - 1} members, {MESSAGES} messages: "
@@ -250,5 +250,6 @@ def test_a_tab_that_stops_reading_holds_up_nobody_and_is_closed_with_1013(live_s
     # It was closed once QUEUE_LIMIT frames waited for it (and a few in the kernel's
     # buffers), not before.
     assert posted - len(shown) >= QUEUE_LIMIT
-    assert shown == sorted(shown)
-    assert resumed == list(range(shown[-1] + 1, shown[-1] + 1 + posted - len(shown)))
+    assert len(shown) == len(set(shown))  # each at most once (two posts may cross: by id,
+    # the order in which messages are published is not quite the order of their ids)
+    assert resumed == list(range(max(shown) + 1, opened_after + posted + 1))
