@@ -6,7 +6,9 @@ from __future__ import annotations
 import unicodedata
 
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, StringField, TextAreaField
+from wtforms import PasswordField, SelectField, StringField, TextAreaField, ValidationError
+
+from app.timezones import DEFAULT_ZONE, is_zone, zone_names
 
 LINE_BREAKS = {"\n", "\r"}
 # Embedding, override and isolate controls: pasted into a name or title they reverse or
@@ -66,3 +68,20 @@ class BaseForm(FlaskForm):
     @property
     def first_error_field(self) -> str | None:
         return next((field.id for field in self if field.errors), None)
+
+
+def timezone_field() -> SelectField:
+    """The zone one's times are shown in (DESIGN.md): an IANA name from the list; absent from a
+    form, it stays as it was (UTC for a new account)."""
+    return SelectField(
+        "Time zone",
+        choices=lambda: [(name, name.replace("_", " ")) for name in zone_names()],
+        default=DEFAULT_ZONE,
+        validate_choice=False,  # the message below instead of "Not a valid choice"
+        validators=[known_zone],
+    )
+
+
+def known_zone(_form: FlaskForm, field: SelectField) -> None:
+    if not is_zone(field.data):
+        raise ValidationError("Choose a time zone from the list (for example Europe/Paris).")

@@ -1,14 +1,16 @@
 """Live chat under load: N open sockets, 200 of them members of one course room; the time from
-sending a message to its arrival at every member (p50, p99) and the server's memory, for each
-gunicorn worker type, against a bare flask-sock app that only fans messages out, under the same
-gunicorn settings in the same run.
+sending a message to its arrival at every member (p50, p99) and the server's memory, under
+gunicorn's gevent worker (or others, --workers), against a bare flask-sock app that only fans
+messages out, under the same gunicorn settings in the same run. Each socket count is run
+--runs times (bare, then Campus, each on a fresh server), and each run prints both and the
+ratio of their p99.
 
-Goal (issue "Real-time chat"): 5,000 sockets; Campus's full path (session, membership, store,
-render, publish) at most 1.5x the bare app's p99, and p50 at most 10 ms with the message stored
-on PostgreSQL (set DATABASE_URL).
+Goal (issue "Real-time chat", issue 17): 5,000 sockets; Campus's full path (session,
+membership, store, render, publish) at most 1.5x the bare app's p99 in every run, and p50 at
+most 10 ms with the message stored on PostgreSQL (set DATABASE_URL).
 
-    .venv/bin/python bench/bench_chat.py [--sockets 5000] [--members 200] [--messages 40]
-        [--workers gthread,gevent]
+    .venv/bin/python bench/bench_chat.py [--sockets 1000,5000] [--runs 3] [--members 200]
+        [--messages 40] [--workers gevent]
 """
 
 from __future__ import annotations
@@ -94,8 +96,23 @@ def server_rss_mb(port: int) -> float:
     return total / 1024
 
 
+def newest_message(env: dict[str, str], room_id: int) -> int:
+    """The room's newest message: members resume from it, so that a run is not sent the
+    messages of the runs before it."""
+    from sqlalchemy import create_engine, text
+
+    url = env["DATABASE_URL"].replace("postgres://", "postgresql+psycopg://", 1)
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            query = text("SELECT COALESCE(MAX(id), 0) FROM chat_messages WHERE room_id = :room")
+            return connection.execute(query, {"room": room_id}).scalar_one()
+    finally:
+        engine.dispose()
+
+
 async def run(url: str, room_id: int | None, members: list[str], idle: list[str],
-              sockets: int, messages: int) -> dict[str, float]:  # fmt: skip
+              sockets: int, messages: int, resume_from: int = 0) -> dict[str, float]:  # fmt: skip
     """Open the sockets, send `messages` from rotating members, time every arrival."""
     port = int(url.rsplit(":", 1)[1])
     ws_url = url.replace("http://", "ws://") + "/ws"
@@ -113,7 +130,7 @@ async def run(url: str, room_id: int | None, members: list[str], idle: list[str]
             ws = await connect(target, origin=origin, additional_headers=headers,
                                open_timeout=60, ping_interval=None, max_size=2**20)  # fmt: skip
         if member and room_id is not None:
-            await ws.send(json.dumps({"resume": {str(room_id): 0}}))
+            await ws.send(json.dumps({"resume": {str(room_id): resume_from}}))
         return ws
 
     async def listen(ws) -> None:
@@ -161,58 +178,77 @@ async def run(url: str, room_id: int | None, members: list[str], idle: list[str]
     }
 
 
+def print_result(worker: str, sockets: int, run_number: int, name: str, result: dict) -> None:
+    print(f"{worker:8} {sockets:5} #{run_number} {name:16} opened in {result['open_s']:5.1f} s  "
+          f"RSS {result['rss_mb']:7.1f} MiB  received {result['received']}/"
+          f"{result['expected']}  p50 {result['p50_ms']:6.1f} ms  "
+          f"p99 {result['p99_ms']:6.1f} ms", flush=True)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sockets", type=int, default=5000)
+    parser.add_argument("--sockets", default="1000,5000", help="socket counts, comma-separated")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each socket count")
     parser.add_argument("--members", type=int, default=200)
     parser.add_argument("--messages", type=int, default=40)
-    parser.add_argument("--workers", default="gthread,gevent")
+    parser.add_argument("--workers", default="gevent")
     args = parser.parse_args()
+    counts = [int(count) for count in args.sockets.split(",")]
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the server inherits it
 
     env = bench_environment()
     migrate(env)
-    room_id, members, idle = seed(env, args.members, args.sockets)
+    room_id, members, idle = seed(env, args.members, max(counts))
     database = env["DATABASE_URL"].split(":")[0]
     print(f"database: {database}; {args.sockets} sockets, {args.members} in the room, "
-          f"{args.messages} messages; open files limit {hard}")  # fmt: skip
-    rows = []
+          f"{args.messages} messages, {args.runs} runs; open files limit {hard}")  # fmt: skip
+    pairs = []  # (worker, sockets, run, bare, campus)
     for worker in args.workers.split(","):
         settings = {
             "GUNICORN_WORKER_CLASS": worker,
-            "GUNICORN_THREADS": str(args.sockets + 100),
-            "GUNICORN_WORKER_CONNECTIONS": str(args.sockets + 100),
+            "GUNICORN_THREADS": str(max(counts) + 100),
+            "GUNICORN_WORKER_CONNECTIONS": str(max(counts) + 100),
             "GUNICORN_LOG_LEVEL": "error",
         }
-        for name, app, ready, cookies in (
-            ("bare flask-sock", "bare_chat:app", "/", None),
-            ("campus", "wsgi:app", "/healthz", (members, idle)),
-        ):
-            server_env = env | settings
-            if name.startswith("bare"):
-                server_env["PYTHONPATH"] = str(Path(__file__).parent)
-            try:
-                with gunicorn(app, server_env, ready) as url:
-                    result = asyncio.run(
-                        run(url, room_id if cookies else None,
-                            cookies[0] if cookies else [None] * args.members,
-                            cookies[1] if cookies else [], args.sockets, args.messages)
-                    )  # fmt: skip
-            except Exception as error:  # a worker type that cannot hold the sockets: say so
-                print(f"{worker:8} {name:16} FAILED: {type(error).__name__}: {error}", flush=True)
-                continue
-            rows.append((worker, name, result))
-            print(f"{worker:8} {name:16} opened in {result['open_s']:5.1f} s  "
-                  f"RSS {result['rss_mb']:7.1f} MiB  received {result['received']}/"
-                  f"{result['expected']}  p50 {result['p50_ms']:6.1f} ms  "
-                  f"p99 {result['p99_ms']:6.1f} ms", flush=True)  # fmt: skip
-    for worker in dict.fromkeys(w for w, _, _ in rows):
-        bare = next((r for w, n, r in rows if w == worker and n.startswith("bare")), None)
-        campus = next((r for w, n, r in rows if w == worker and n == "campus"), None)
-        if bare and campus:
-            ratio = campus["p99_ms"] / bare["p99_ms"]
-            print(f"{worker}: campus p99 / bare p99 = {ratio:.2f}x")
+        for sockets in counts:
+            for run_number in range(1, args.runs + 1):
+                results = {}
+                for name, app, ready, cookies in (
+                    ("bare flask-sock", "bare_chat:app", "/", None),
+                    ("campus", "wsgi:app", "/healthz", (members, idle)),
+                ):
+                    server_env = env | settings
+                    if name.startswith("bare"):
+                        server_env["PYTHONPATH"] = str(Path(__file__).parent)
+                    resume_from = newest_message(env, room_id) if cookies else 0
+                    try:
+                        with gunicorn(app, server_env, ready) as url:
+                            result = asyncio.run(
+                                run(url, room_id if cookies else None,
+                                    cookies[0] if cookies else [None] * args.members,
+                                    cookies[1] if cookies else [], sockets, args.messages,
+                                    resume_from)
+                            )  # fmt: skip
+                    except Exception as error:  # a worker type that cannot hold the sockets
+                        print(f"{worker:8} {sockets:5} #{run_number} {name:16} FAILED: "
+                              f"{type(error).__name__}: {error}", flush=True)  # fmt: skip
+                        continue
+                    results[name] = result
+                    print_result(worker, sockets, run_number, name, result)
+                bare, campus = results.get("bare flask-sock"), results.get("campus")
+                if bare and campus:
+                    pairs.append((worker, sockets, run_number, bare, campus))
+                    print(f"{worker:8} {sockets:5} #{run_number} campus p99 / bare p99 = "
+                          f"{campus['p99_ms'] / bare['p99_ms']:.2f}x", flush=True)  # fmt: skip
+    print("\nworker   sockets run  bare p50/p99 ms    campus p50/p99 ms   p99 ratio  goal")
+    for worker, sockets, run_number, bare, campus in pairs:
+        ratio = campus["p99_ms"] / bare["p99_ms"]
+        met = ratio <= 1.5 and campus["p50_ms"] <= 10 and campus["received"] == campus["expected"]
+        both = (f"{bare['p50_ms']:6.1f} / {bare['p99_ms']:6.1f}     "
+                f"{campus['p50_ms']:6.1f} / {campus['p99_ms']:6.1f}")  # fmt: skip
+        verdict = "met" if met else "NOT met"
+        print(f"{worker:8} {sockets:7} {run_number:3}  {both}     {ratio:5.2f}x    {verdict}")
 
 
 if __name__ == "__main__":

@@ -69,8 +69,9 @@ def live() -> Live:
 
 def render_fragment(template: str, **context) -> str:
     """A partial rendered for everyone it is sent to: without the request's context processors
-    (no `current_user`, no queries), so it can be rendered once and outside a transaction."""
-    return current_app.jinja_env.get_template(template).render(**context)
+    (no `current_user`, no queries), so it can be rendered once and outside a transaction. Its
+    times are in UTC, marked for each page to show in its viewer's zone (app/templating.py)."""
+    return current_app.jinja_env.get_template(template).render(for_everyone=True, **context)
 
 
 __all__ = ["Connection", "Delivery", "Live", "init_app", "live", "render_fragment"]

@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "campus:live"
+# Followed by the Redis database number: pub/sub channels are shared by every database of a
+# server, so two Campus installs on one Redis (db 0 and db 1) would otherwise close and fill
+# each other's sockets.
+CHANNEL = "campus:live:{db}"
 PRESENCE_KEY = "campus:presence:{user_id}"
 # A socket refreshes its presence at every keepalive; one silent for this long is gone.
 PRESENCE_TTL = 90
@@ -116,6 +119,7 @@ class RedisBroker:
         self.redis = redis.Redis.from_url(
             url, socket_timeout=5, socket_connect_timeout=2, client_name=self.name
         )
+        self.channel = CHANNEL.format(db=self.redis.connection_pool.connection_kwargs.get("db", 0))
         self._listener: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._subscribed = threading.Event()
@@ -135,7 +139,7 @@ class RedisBroker:
         import redis
 
         try:
-            self.redis.publish(CHANNEL, delivery.to_json())
+            self.redis.publish(self.channel, delivery.to_json())
         except redis.RedisError as error:
             # Other processes miss this one; their listeners are cut off too, and make their
             # tabs catch up once they listen again.
@@ -149,7 +153,7 @@ class RedisBroker:
         while True:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                pubsub.subscribe(CHANNEL)
+                pubsub.subscribe(self.channel)
                 self.error = ""
                 pause = 0.2
                 if not first:

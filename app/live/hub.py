@@ -1,14 +1,19 @@
-"""The sockets open in this process, by person, and sending to them safely from any thread."""
+"""The sockets open in this process, by person, each with its own queue of frames to send and
+a writer that sends them, so that one tab that stops reading holds up nobody else."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from time import monotonic
 from typing import Any
+
+from wsproto.frame_protocol import FrameProtocol
 
 from app.live.broker import Delivery, new_socket_id
 
@@ -16,40 +21,161 @@ log = logging.getLogger(__name__)
 
 # DESIGN.md "Live updates": more than 10 messages in 5 seconds is refused.
 BURST, WINDOW = 10, 5.0
-# WebSocket close codes: the session ended; the server restarts (the tab reconnects).
-CLOSE_POLICY, CLOSE_RESTART = 1008, 1012
+# WebSocket close codes: the session ended; the server restarts (the tab reconnects); the tab
+# fell too far behind (it reconnects too, and resumes from what it shows).
+CLOSE_POLICY, CLOSE_RESTART, CLOSE_TRY_AGAIN = 1008, 1012, 1013
+# A socket with this many frames waiting to be written is closed with CLOSE_TRY_AGAIN.
+QUEUE_LIMIT = 200
+# Frames the socket's own thread adds (a resume's missed messages) wait while this many are
+# queued, leaving room for live messages meanwhile.
+OWN_QUEUE_LIMIT = QUEUE_LIMIT // 2
+# Each wait of a write; a write that makes no progress for WRITE_STALL seconds gives the
+# socket up (the peer is gone, or asleep with its buffer full), as nginx's `send_timeout`.
+WRITE_STEP, WRITE_STALL = 1.0, 60.0
+# The kernel's send buffer of a socket (Linux doubles it). Left to itself it grows to 4 MiB
+# for a peer that stopped reading, where frames are neither counted nor dropped; fixed, the
+# frames past it wait in the socket's queue and count towards QUEUE_LIMIT. Fragments are a
+# few hundred bytes: this is room for a hundred or more.
+SEND_BUFFER = 64 * 1024
+
+
+def text_frame(html: str) -> bytes:
+    """One unfragmented text frame, as the server sends it (unmasked). The same bytes go to
+    every socket: the app negotiates no extension (permessage-deflate is refused before the
+    upgrade, app/blueprints/chat/routes.py), so no socket changes a frame's bytes."""
+    return bytes(FrameProtocol(client=False, extensions=[]).send_data(html))
+
+
+def write_whole(sock: socket.socket, data: bytes | bytearray) -> None:
+    """Write all of `data`, however long the peer takes, as long as it keeps taking some; a
+    write that makes no progress for WRITE_STALL seconds raises TimeoutError."""
+    view, progress = memoryview(data), monotonic()
+    while view:
+        try:
+            written = sock.send(view)
+        except TimeoutError:
+            if monotonic() - progress >= WRITE_STALL:
+                raise
+            continue
+        view, progress = view[written:], monotonic()
+
+
+class FrameWriter:
+    """The socket as simple-websocket sees it: its own writes (pings, pongs, the closing frame)
+    and the writer's frames take turns and each is written whole, so no frame is ever cut by
+    another."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.lock = threading.Lock()
+        sock.settimeout(WRITE_STEP)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+
+    def send(self, data: bytes | bytearray) -> int:
+        with self.lock:
+            write_whole(self.sock, data)
+        return len(data)
+
+    sendall = send
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    html: str
+    frame: bytes
+    room: int | None = None
+    message_id: int | None = None
 
 
 @dataclass(eq=False)
 class Connection:
-    """One open socket: who it belongs to, the rooms its tab shows, and the newest message of
-    each room it was sent (so that closing the tab can mark them read)."""
+    """One open socket: who it belongs to, the rooms its tab shows, the newest message of each
+    room it was sent (so that closing the tab can mark them read), and its outgoing queue.
+
+    Anyone may queue a frame (the broker's thread, other sockets' threads); only the socket's
+    writer writes, in order. A socket that falls QUEUE_LIMIT frames behind is closed with 1013:
+    htmx's ws extension reconnects after that code and the tab resumes from what it shows.
+    Queueing is an append and an event (a deque is safe to append to from any thread): the
+    publisher's cost for each member stays a few microseconds."""
 
     ws: Any
     user_id: int
     id: str = field(default_factory=new_socket_id)
     rooms: set[int] = field(default_factory=set)
+    # The newest message of each room written to the socket, and queued for it.
     seen: dict[int, int] = field(default_factory=dict)
+    queued: dict[int, int] = field(default_factory=dict)
     error_shown: bool = False
     _sent_at: deque[float] = field(default_factory=deque)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _outbox: deque[Outgoing] = field(default_factory=deque)
+    _wake: threading.Event = field(default_factory=threading.Event)  # the writer's
+    _room: threading.Event = field(default_factory=threading.Event)  # the socket's own thread's
+    _closing: tuple[int, str] | None = None
+    _stopped: bool = False
+    _writer: threading.Thread | None = None
 
-    def send(self, html: str, room: int | None = None, message_id: int | None = None) -> bool:
-        """Send one fragment; False when the socket is gone. The socket's own thread and the
-        broker's thread both send, and a WebSocket frame must not be interleaved."""
-        try:
-            with self._lock:
-                self.ws.send(html)
-        except Exception:  # a broken socket raises whatever its transport raises
+    def start(self) -> None:
+        """Start the writer: a thread, which gevent's patched `threading` makes a greenlet."""
+        if not isinstance(self.ws.sock, FrameWriter):
+            self.ws.sock = FrameWriter(self.ws.sock)
+        self._writer = threading.Thread(
+            target=self._write_all, name=f"campus-live-writer-{self.id[:8]}", daemon=True
+        )
+        self._writer.start()
+
+    def send(
+        self,
+        html: str,
+        room: int | None = None,
+        message_id: int | None = None,
+        frame: bytes | None = None,
+    ) -> bool:
+        """Queue one fragment (its frame, when the caller encoded it once for many sockets);
+        False when the socket is closing. A socket's own thread waits while its queue is half
+        full; others never wait: a socket QUEUE_LIMIT frames behind is closed instead."""
+        if self._writer is not None and len(self._outbox) >= OWN_QUEUE_LIMIT:
+            self._wait_for_room()
+        if self._closing or self._stopped:
             return False
+        if len(self._outbox) >= QUEUE_LIMIT:
+            log.info("live: a socket of user %s fell behind; closing it", self.user_id)
+            self.close(CLOSE_TRY_AGAIN, "Fell behind: reconnect to catch up")
+            return False
+        self._outbox.append(Outgoing(html, frame or text_frame(html), room, message_id))
         if room is not None and message_id is not None:
-            self.seen[room] = max(self.seen.get(room, 0), message_id)
+            self.queued[room] = max(self.queued.get(room, 0), message_id)
+        if self._writer is None:  # not started (the hub on its own): written here
+            return self._write_one(self._outbox.popleft())
+        self._wake.set()
         return True
 
     def close(self, code: int, reason: str) -> None:
-        """Close the socket; its own thread then finds it closed and cleans up."""
-        with contextlib.suppress(Exception), self._lock:
-            self.ws.close(reason=code, message=reason)
+        """Drop what is queued and close the socket with `code`; its own thread then finds it
+        closed and cleans up."""
+        if self._closing is None:
+            self._closing = (code, reason)
+            self._outbox.clear()
+            self._wake.set()
+            self._room.set()
+        if self._writer is None:
+            self._finish(code, reason)
+
+    def stop(self) -> None:
+        """The socket's own thread is done with it: its writer sends the closing frame asked
+        for, if any, and ends (waited for a moment, so that flask-sock's own closing frame
+        comes after it)."""
+        self._stopped = True
+        self._outbox.clear()
+        self._wake.set()
+        if self._writer is not None and self._writer is not threading.current_thread():
+            self._writer.join(timeout=2 * WRITE_STEP)
+
+    def behind(self) -> int:
+        return len(self._outbox)
 
     def over_limit(self) -> bool:
         """Count one incoming message; True when it is one too many for the window."""
@@ -60,6 +186,91 @@ class Connection:
             return True
         self._sent_at.append(now)
         return False
+
+    def _wait_for_room(self) -> None:
+        """The socket's own thread (a resume's many messages) waits for its writer; anyone
+        else queues, or closes the socket when it is full."""
+        if not _is_own_thread(self):
+            return
+        deadline = monotonic() + WRITE_STALL
+        while len(self._outbox) >= OWN_QUEUE_LIMIT and not (self._closing or self._stopped):
+            self._room.clear()
+            if len(self._outbox) < OWN_QUEUE_LIMIT:
+                return
+            if not self._room.wait(timeout=max(deadline - monotonic(), 0)):
+                return
+
+    def _write_all(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            while self._outbox and not self._stopped:
+                try:
+                    item = self._outbox.popleft()
+                except IndexError:  # cleared meanwhile by a close
+                    break
+                if not self._write_one(item):
+                    return
+                if len(self._outbox) < OWN_QUEUE_LIMIT:
+                    self._room.set()
+            if self._closing is not None:
+                self._finish(*self._closing)
+                return
+            if self._stopped:
+                return
+
+    def _write_one(self, item: Outgoing) -> bool:
+        try:
+            if isinstance(getattr(self.ws, "sock", None), FrameWriter):
+                self.ws.sock.send(item.frame)
+            else:
+                self.ws.send(item.html)
+        except Exception:  # a broken socket raises whatever its transport raises
+            log.info("live: a socket of user %s is gone", self.user_id)
+            self._abort()
+            return False
+        if item.room is not None and item.message_id is not None:
+            self.seen[item.room] = max(self.seen.get(item.room, 0), item.message_id)
+        return True
+
+    def _finish(self, code: int, reason: str) -> None:
+        """Send the closing frame; the socket's own thread wakes and finds it closed."""
+        try:
+            self.ws.close(reason=code, message=reason)
+        except Exception:
+            self._abort()
+        with contextlib.suppress(Exception):
+            self.ws.event.set()
+
+    def _abort(self) -> None:
+        """The socket cannot be written to: it ends without a closing frame (the tab sees 1006
+        and reconnects)."""
+        self._stopped = True
+        self._outbox.clear()
+        self._room.set()
+        with contextlib.suppress(Exception):
+            self.ws.connected = False
+            self.ws.event.set()
+        with contextlib.suppress(Exception):
+            self.ws.sock.shutdown(socket.SHUT_RDWR)
+
+
+def _is_own_thread(connection: Connection) -> bool:
+    return getattr(_handlers, "connection", None) is connection
+
+
+_handlers = threading.local()
+
+
+def serving(connection: Connection) -> Callable[[], None]:
+    """Mark the calling thread as the socket's own (its fragments wait for room in the queue
+    rather than overflow it); returns the function that unmarks it."""
+    _handlers.connection = connection
+
+    def done() -> None:
+        _handlers.connection = None
+
+    return done
 
 
 class Hub:
@@ -90,7 +301,8 @@ class Hub:
             return sum(len(connections) for connections in self._by_user.values())
 
     def deliver(self, delivery: Delivery) -> None:
-        """Send to this process's sockets of the people the delivery is for."""
+        """Queue the delivery on this process's sockets of the people it is for: encoded once,
+        the same frame for all; each socket's writer sends it."""
         with self._lock:
             targets = [
                 connection
@@ -101,7 +313,9 @@ class Hub:
             for connection in targets:
                 connection.close(CLOSE_POLICY, "Signed out")
             return
+        if not targets:
+            return
+        frame = text_frame(delivery.html)
         for connection in targets:
-            if not connection.send(delivery.html, delivery.room, delivery.message_id):
-                log.info("live: dropping a closed socket of user %s", connection.user_id)
+            if not connection.send(delivery.html, delivery.room, delivery.message_id, frame):
                 self.remove(connection)

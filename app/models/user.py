@@ -47,6 +47,8 @@ class User(UserMixin, db.Model):
     # Set when the account was erased: its name, email, bio and password are gone, and what
     # remains of it (messages, feedback) reads "Former member".
     erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # An IANA zone name (app/timezones.py): every time this person is shown is in it.
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )

@@ -47,14 +47,17 @@ def browser() -> Iterator[object]:
 
 
 @contextmanager
-def watched_page(browser, live_server: str) -> Iterator[object]:
+def watched_page(browser, live_server: str, **options: object) -> Iterator[object]:
     """A page in a browser context of its own (its own cookies: another person), failing the
-    test if the page reports an error."""
+    test if the page reports an error. `options` go to the context (a `timezone_id`, ...)."""
     width, height = WIDTHS["desktop"]
     # Reduced motion: Pico then skips its transitions, so a colour-scheme switch is complete
     # before the screenshot and the contrast check.
     context = browser.new_context(
-        base_url=live_server, viewport={"width": width, "height": height}, reduced_motion="reduce"
+        base_url=live_server,
+        viewport={"width": width, "height": height},
+        reduced_motion="reduce",
+        **options,
     )
     context.set_default_timeout(10_000)
     page = context.new_page()

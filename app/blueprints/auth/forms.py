@@ -12,7 +12,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Length, Regexp
 
-from app.forms import BaseForm
+from app.forms import BaseForm, timezone_field
 
 USERNAME_PATTERN = r"^[a-z0-9_.\-]+$"
 PASSWORD_MIN, PASSWORD_MAX = 10, 128
@@ -114,6 +114,8 @@ class RegistrationForm(BaseForm):
         "Teacher code",
         validators=[Length(max=128, message="That code is too long.")],
     )
+    # Preset from the browser's zone by static/js/times.js; UTC without JavaScript.
+    timezone = timezone_field()
 
 
 class LoginForm(BaseForm):

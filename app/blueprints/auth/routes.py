@@ -76,7 +76,7 @@ def register():
 
 
 def _registration_fields(form: RegistrationForm) -> dict[str, str]:
-    names = ("username", "email", "full_name", "password", "role", "teacher_code")
+    names = ("username", "email", "full_name", "password", "role", "teacher_code", "timezone")
     return {name: getattr(form, name).data or "" for name in names}
 
 

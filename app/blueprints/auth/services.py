@@ -25,6 +25,7 @@ from app.errors import InvalidInput, Throttled
 from app.extensions import db
 from app.models import Role, User
 from app.models.user import utcnow
+from app.timezones import DEFAULT_ZONE, is_zone
 from app.web import attempts_left, count_attempt, forget_attempts, seconds_until_allowed
 
 T = TypeVar("T")
@@ -112,6 +113,7 @@ class Registration:
     password: str
     role: str = Role.STUDENT.value
     teacher_code: str = ""
+    timezone: str = DEFAULT_ZONE
 
 
 def teacher_code_matches(code: str) -> bool:
@@ -161,12 +163,23 @@ def register(data: Registration) -> User:
             errors["teacher_code"] = "That teacher code is not right. Ask your school for it."
     elif data.role != Role.STUDENT:
         errors["role"] = "Choose student or teacher."
+    if not is_zone(data.timezone):
+        errors["timezone"] = "Choose a time zone from the list (for example Europe/Paris)."
     if errors:
         raise InvalidInput(errors)
-    return create_user(data.username, data.email, data.full_name, data.password, data.role)
+    return create_user(
+        data.username, data.email, data.full_name, data.password, data.role, data.timezone
+    )
 
 
-def create_user(username: str, email: str, full_name: str, password: str, role: str) -> User:
+def create_user(
+    username: str,
+    email: str,
+    full_name: str,
+    password: str,
+    role: str,
+    timezone: str = DEFAULT_ZONE,
+) -> User:
     user = User(
         username=username.lower(),
         email=email.lower(),
@@ -174,6 +187,7 @@ def create_user(username: str, email: str, full_name: str, password: str, role: 
         role=Role(role).value,
         password_hash=hash_password(password),
         bio="",
+        timezone=timezone,
     )
     db.session.add(user)
     try:

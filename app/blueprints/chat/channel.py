@@ -21,7 +21,7 @@ from app.extensions import db
 from app.forms import whole_number
 from app.live import Connection, live, render_fragment
 from app.live.broker import new_socket_id
-from app.live.hub import CLOSE_POLICY
+from app.live.hub import CLOSE_POLICY, serving
 from app.models import User
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 # How often an idle socket re-announces that it is still here (presence lives 90 s).
 PRESENCE_REFRESH = 30
 ROOMS_PER_RESUME = 50
-SEND_TIMEOUT = 3.0  # seconds
 BIGGEST_ID = 2**53
 
 
@@ -64,12 +63,12 @@ def member_of(user: User) -> Member:
 def serve(ws: Any) -> None:
     """Run one socket until it closes."""
     member = member_of(current_user)
-    # A tab that stops reading (a phone asleep with the socket open) fills its buffer; then a
-    # send to it gives up after this long instead of holding up the fan-out to everyone else,
-    # and the socket is dropped. simple-websocket only reads once the socket is readable, so
-    # the timeout never cuts a wait for input.
-    ws.sock.settimeout(SEND_TIMEOUT)
+    # Frames to this tab go through its own queue and writer (app/live/hub.py): a tab that
+    # stops reading (a phone asleep with the socket open) holds up nobody else, and is closed
+    # with 1013 once it falls too far behind.
     connection = Connection(ws, member.id, id=g.live_socket[1])
+    connection.start()
+    done_serving = serving(connection)
     live().open(connection)
     db.session.remove()  # a socket must not hold a database connection while it waits
     announced = monotonic()
@@ -85,12 +84,14 @@ def serve(ws: Any) -> None:
                 continue
             try:
                 if not handle(connection, member, raw):
-                    ws.close(reason=CLOSE_POLICY, message="Signed out")
+                    connection.close(CLOSE_POLICY, "Signed out")
                     return
             finally:
                 db.session.remove()
     finally:
+        done_serving()
         live().close(connection)
+        connection.stop()
         remember_read(connection, member)
 
 
@@ -171,7 +172,7 @@ def resume(connection: Connection, member: Member, rooms: object) -> None:
     live().broker.watch(member.id, connection.id, connection.rooms)
     for room, after in wanted.items():
         for message in services.missed(room, after):
-            if message.id <= connection.seen.get(room, 0):
+            if message.id <= connection.queued.get(room, 0):
                 continue  # it arrived live while this tab was connecting
             connection.send(
                 services.message_fragment(message, message.author.display_name), room, message.id
@@ -180,7 +181,7 @@ def resume(connection: Connection, member: Member, rooms: object) -> None:
         for message in safety.changed_before(room, after):
             connection.send(safety.change_fragment(message))
         # A reconnecting tab that had read everything changes no count: nothing to send.
-        if services.mark_read(member.id, room, connection.seen.get(room)):
+        if services.mark_read(member.id, room, connection.queued.get(room)):
             services.publish_seen(room, members_of[room], services.newest_message(room))
 
 

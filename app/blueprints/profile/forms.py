@@ -11,7 +11,7 @@ from app.blueprints.auth.forms import (
     full_name_field,
     password_field,
 )
-from app.forms import BaseForm
+from app.forms import BaseForm, timezone_field
 
 
 class ProfileForm(BaseForm):
@@ -21,6 +21,7 @@ class ProfileForm(BaseForm):
         "About me",
         validators=[Length(max=1000, message="Keep it to 1,000 characters.")],
     )
+    timezone = timezone_field()
     # Needed only to change the email (services.update_profile). Its own id: the password
     # form on the same page has a `current_password` too.
     current_password = PasswordField(

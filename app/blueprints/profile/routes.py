@@ -43,6 +43,7 @@ def edit():
             form.email.data,
             form.bio.data,
             form.current_password.data or "",
+            form.timezone.data,
         )
     except InvalidInput as error:
         add_errors(form, error)

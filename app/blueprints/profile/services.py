@@ -10,20 +10,28 @@ from app.errors import InvalidInput, NotFound
 from app.extensions import db
 from app.models import Course, User
 from app.models.user import utcnow
+from app.timezones import is_zone
 
 EMAIL_NEEDS_IT = "Enter your password to change your email."
 NOT_YOURS = "That is not your password."
 
 
 def update_profile(
-    user: User, full_name: str, email: str, bio: str, current_password: str = ""
+    user: User,
+    full_name: str,
+    email: str,
+    bio: str,
+    current_password: str = "",
+    timezone: str | None = None,
 ) -> None:
-    """Save one's own name, email and bio. A new email needs the account's password (someone
-    at an unattended, signed-in computer cannot take the account over by it), and the old
-    address is told by mail, in the same transaction."""
+    """Save one's own name, email, bio and time zone. A new email needs the account's password
+    (someone at an unattended, signed-in computer cannot take the account over by it), and the
+    old address is told by mail, in the same transaction."""
     email = email.lower()
     errors = taken(user.username, email, exclude_id=user.id)
     errors.pop("username", None)
+    if timezone is not None and not is_zone(timezone):
+        errors["timezone"] = "Choose a time zone from the list (for example Europe/Paris)."
     old_email = user.email
     if email != old_email:
         if not current_password:
@@ -35,6 +43,8 @@ def update_profile(
     user.full_name = full_name
     user.email = email
     user.bio = bio.replace("\r\n", "\n")
+    if timezone is not None:
+        user.timezone = timezone
     if old_email and email != old_email:
         mail.enqueue(
             old_email,
