@@ -16,7 +16,7 @@ from app.blueprints.enrollments.services import enroll
 from app.blueprints.notifications import services as notifications
 from app.blueprints.notifications.services import notify
 from app.extensions import db
-from app.models import ChatMessage, ChatRoom
+from app.models import ChatMessage, ChatReport, ChatRoom
 from tests.browser import flows
 
 pytestmark = pytest.mark.browser
@@ -70,6 +70,14 @@ def test_every_page_passes_axe_for_every_role(app, page, visit, make_user, make_
             (users["teacher"], "The observatory opens at 8 pm.\nDress warmly."),
         ]
     )
+    db.session.commit()
+    reported = db.session.scalar(select(ChatMessage).where(ChatMessage.room_id == room.id))
+    db.session.add(
+        ChatReport(
+            message_id=reported.id, room_id=room.id, reporter_id=users["teacher"].id,
+            body=reported.body, reason="Checking the reports page reads well.",
+        )
+    )  # fmt: skip
     db.session.commit()
 
     # Signed out, including the forms shown again with their messages and the error pages.
@@ -155,6 +163,8 @@ def test_every_page_passes_axe_for_every_role(app, page, visit, make_user, make_
         if role == "teacher":
             page.goto(f"/chat/{room.id}")
             check("chat-room-teacher")
+            page.goto("/admin/reports")
+            check("reports-teacher")
         if role == "admin":
             page.goto("/admin/users")
             check("admin-users")
@@ -164,6 +174,8 @@ def test_every_page_passes_axe_for_every_role(app, page, visit, make_user, make_
             check("admin-import-empty")
             page.goto("/admin/audit")
             check("admin-audit-empty")
+            page.goto("/admin/reports")
+            check("reports-admin")
         page.get_by_role("button", name="Sign out").click()
 
     with app.test_request_context():
