@@ -145,6 +145,8 @@ def apply_pending(directory: str, engine, batch: int, gap_seconds: float) -> tup
         raise RuntimeError(f"{directory} has no {PROGRESS}")
     with engine.connect() as connection:
         rows = pending_rows(connection, progress, batch)
+        if not rows and progress.done > newest_id(connection):
+            raise FeedReset(f"{directory} has applied changes the database never had")
         if rows:
             changes = Changes()
             for row in rows:
@@ -155,6 +157,10 @@ def apply_pending(directory: str, engine, batch: int, gap_seconds: float) -> tup
     if rows or progress.seen:
         save_progress(directory, progress)
     return len(rows), len(rows) >= batch
+
+
+class FeedReset(Exception):
+    """The database is not the one the index followed (restored, or made anew): rebuild."""
 
 
 class Indexer:
@@ -185,6 +191,7 @@ class Indexer:
     def start(self) -> None:
         if not self.enabled or self._thread is not None:
             return
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="search-indexer", daemon=True)
         self._thread.start()
         _running.add(self)
@@ -268,12 +275,19 @@ class Indexer:
             directory = self.search.current_directory()
             if directory is None:
                 return False
-        applied, more = apply_pending(directory, self.search.engine(), self.batch,
-                                      self.gap_seconds)  # fmt: skip
+        try:
+            applied, more = apply_pending(directory, self.search.engine(), self.batch,
+                                          self.gap_seconds)  # fmt: skip
+        except FeedReset as error:
+            from app.search.store import rebuild_now
+
+            log.warning("search: %s; rebuilding", error)
+            rebuild_now(self.search)
+            return True
         with self._applied:
             self._applied.notify_all()
         now = time.monotonic()
-        if applied or now - self._published > 5:
+        if now - self._published > (1 if applied else 5):  # the registry: at most once a second
             self._publish(directory)
             self._published = now
         if now - self._pruned > self.prune_seconds:

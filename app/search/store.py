@@ -36,7 +36,8 @@ from whoosh.index import LockError
 from app.search.schema import SCHEMAS, course_document, course_rows, user_documents
 
 log = logging.getLogger(__name__)
-NAMES = ("courses", "users")  # also the order writers lock them in: never a deadlock
+NAMES = ("courses", "users")
+MERGE_AT = 8  # segments  # also the order writers lock them in: never a deadlock
 
 
 class SearchUnavailable(Exception):
@@ -165,7 +166,9 @@ def write_to(directory: str, connection, changes: Changes) -> None:
         for name, writer in writers:
             write_changes(writer, name, connection, changes)
         for _name, writer in writers:
-            writer.commit()
+            # Whoosh merges small segments at each commit: most of a small batch's cost. A
+            # batch only adds its segment; merging waits until there are several.
+            writer.commit(merge=len(writer.segments) >= MERGE_AT)
         writers = []
     finally:
         for _name, writer in writers:
@@ -237,6 +240,11 @@ def rebuild(app: Flask | None = None) -> dict[str, int]:
         return _rebuild(search)
 
 
+def rebuild_now(search: SearchIndex) -> None:
+    with _rebuild_lock(search.root):
+        _rebuild(search)
+
+
 def _rebuild(search: SearchIndex) -> dict[str, int]:
     from app.search.indexer import (
         Progress,
@@ -254,8 +262,9 @@ def _rebuild(search: SearchIndex) -> dict[str, int]:
     # after it are applied again on top of what the tables gave (harmless twice).
     progress = load_progress(old) if old is not None else None
     with search.engine().connect() as connection:
-        if progress is None:
-            progress = Progress(done=newest_id(connection))
+        newest = newest_id(connection)
+        if progress is None or progress.done > newest:  # none yet, or another database's
+            progress = Progress(done=newest)
     with contextlib.suppress(Exception):  # no table yet: nothing to prune anyway
         register(search, progress.done, suffix=":rebuild")  # keeps its rows from pruning
     name = f"index-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{random.randrange(10**6)}"  # noqa: S311

@@ -56,6 +56,11 @@ def do_not_wait() -> None:
     db.session().info[NO_WAIT] = True
 
 
+def wait_for_all(timeout: float | None = None) -> bool:
+    """Wait until every change committed so far is findable here (what an enrolment skipped)."""
+    return current_app.extensions["campus.search"].indexer.wait_for_all(timeout)
+
+
 def before_flush(session: Session, flush_context, instances) -> None:
     """A deleted course takes its enrolments with it (ON DELETE CASCADE in the database):
     note its students while the rows are still there."""

@@ -98,8 +98,10 @@ def test_users_follow_creation_edits_roles_and_enrolments(make_user, make_course
     course = make_course(title="Geology")
     pupil = make_user("sam")
     enroll(pupil, course.id)
+    search.wait_for_all()  # an enrolment's answer does not wait for the index: a search does
     assert find_users("sam", course=course.id) == [pupil.id]
     withdraw(db.session.get(User, pupil.id), course.id)
+    search.wait_for_all()
     assert find_users("sam", course=course.id) == []
 
 
@@ -108,8 +110,10 @@ def test_a_promoted_waitlisted_student_joins_the_course(make_user, make_course):
     first, second = make_user("first"), make_user("second")
     enroll(first, course.id)
     enroll(second, course.id)  # waitlisted: not yet in the course
+    search.wait_for_all()  # an enrolment's answer does not wait for the index
     assert find_users("second", course=course.id) == []
     withdraw(db.session.get(User, first.id), course.id)  # the waitlist moves up
+    search.wait_for_all()
     assert find_users("second", course=course.id) == [second.id]
 
 
