@@ -239,8 +239,10 @@ class Indexer:
                 more = self.run_once()
                 self.last_error, pause = None, 0.0
             except Exception as error:  # the rows stay in the feed: retried, never dropped
-                self.last_error = f"{type(error).__name__}: {error}"
-                log.exception("search indexer: a batch failed; retrying")
+                message = f"{type(error).__name__}: {error}"
+                if message != self.last_error:  # once, not at every retry
+                    log.exception("search indexer: a batch failed; retrying")
+                self.last_error = message
                 pause = min(max(pause * 2, 0.1), 5.0)
                 self._stop.wait(pause)
                 continue
