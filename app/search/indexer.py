@@ -304,7 +304,10 @@ class Indexer:
     # Waiting -----------------------------------------------------------------------------------
 
     def wake(self) -> None:
-        """A change was committed: the indexer of this server looks at once."""
+        """A change was committed: the indexer of this server looks at once (this process
+        becomes a candidate if it was not yet one)."""
+        if self._thread is None and not self._stop.is_set():
+            self.start()
         if self.elected:
             self._wake.set()
         else:
@@ -344,8 +347,6 @@ class Indexer:
                     self._applied.wait(0.05)
             else:
                 time.sleep(0.005)
-                if self._thread is None and self.enabled and not self._stop.is_set():
-                    self.start()  # nobody indexes in this process yet: be a candidate
         return True
 
     def wait_for_all(self, timeout: float | None = None) -> bool:

@@ -123,9 +123,8 @@ def course_rows(
 
 
 def user_documents(connection: Connection, ids: Iterable[int] | None = None) -> Iterator[dict]:
-    """Each user's document with the ids of the courses they teach or are enrolled in. A
-    deactivated account (an erased one too) is not searchable: nobody can add it anywhere."""
-    query = select(*USER_COLUMNS).where(User.deactivated_at.is_(None)).order_by(User.id)
+    """Each user's document with the ids of the courses they teach or are enrolled in."""
+    query = select(*USER_COLUMNS).order_by(User.id)
     if ids is not None:
         query = query.where(User.id.in_(list(ids)))
     users = [row._asdict() for row in connection.execute(query)]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import random
@@ -46,8 +45,8 @@ class SearchUnavailable(Exception):
 
 @dataclass
 class Changes:
-    """What a transaction changed, by id; the documents are read from the database when they
-    are written, under the index's lock, so the last writer always writes the latest rows."""
+    """What changed, by id (a batch of the feed); the documents are read from the database
+    when they are written, so they are always the latest rows."""
 
     courses: set[int] = field(default_factory=set)
     teachers: set[int] = field(default_factory=set)  # every course of these teachers
@@ -60,16 +59,6 @@ class Changes:
         self.courses |= other.courses
         self.teachers |= other.teachers
         self.users |= other.users
-
-    def as_json(self) -> str:
-        return json.dumps(
-            {key: sorted(getattr(self, key)) for key in ("courses", "teachers", "users")}
-        )
-
-    @classmethod
-    def from_json(cls, line: str) -> Changes:
-        data = json.loads(line)
-        return cls(*(set(data.get(key, [])) for key in ("courses", "teachers", "users")))
 
 
 class SearchIndex:
@@ -357,7 +346,9 @@ def init_app(app: Flask) -> None:
                 ensure_index(search)
             except Exception as error:  # no tables yet (before `flask db upgrade`), database down
                 log.warning("search index not checked at start: %s", str(error).split("\n")[0])
-    search.indexer.start()
+        # Without the check (tools, tests that only build an app), the indexer starts with
+        # the first change this process commits.
+        search.indexer.start()
 
 
 def _engine_of(app: Flask) -> Engine:
