@@ -274,17 +274,22 @@ def make_course(app: Flask, make_user) -> Callable[..., object]:
 
 @pytest.fixture
 def count_queries(app: Flask):
-    """Count the SQL statements run inside a `with count_queries() as counted:` block."""
+    """Count the SQL statements this thread runs inside a `with count_queries() as counted:`
+    block (the search indexer of the test's app may be reading meanwhile on its own)."""
     from contextlib import contextmanager
 
     from sqlalchemy import event
 
     @contextmanager
     def counting():
+        import threading
+
         statements: list[str] = []
+        this = threading.get_ident()  # the request's; not the search indexer's thread
 
         def record(conn, cursor, statement, *args) -> None:
-            statements.append(statement)
+            if threading.get_ident() == this:
+                statements.append(statement)
 
         event.listen(db.engine, "before_cursor_execute", record)
         try:
