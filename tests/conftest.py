@@ -177,6 +177,7 @@ def app(migrated_database: str, tmp_path: Path) -> Iterator[Flask]:
         search.rebuild(app)
         yield app
         app.extensions["campus.mail"].stop()  # its sender, before the tables go
+        app.extensions["campus.search"].indexer.stop()  # its indexer too
         db.session.rollback()
         empty_tables()
         db.engine.dispose()
@@ -212,8 +213,10 @@ def no_mail_senders_left() -> Iterator[None]:
     left running by one test's app would claim the next test's mail and log it as sent."""
     yield
     from app import mail
+    from app.search.indexer import stop_indexers
 
     mail.stop_senders()
+    stop_indexers()  # and the search indexers they started
 
 
 @pytest.fixture
@@ -271,17 +274,22 @@ def make_course(app: Flask, make_user) -> Callable[..., object]:
 
 @pytest.fixture
 def count_queries(app: Flask):
-    """Count the SQL statements run inside a `with count_queries() as counted:` block."""
+    """Count the SQL statements this thread runs inside a `with count_queries() as counted:`
+    block (the search indexer of the test's app may be reading meanwhile on its own)."""
     from contextlib import contextmanager
 
     from sqlalchemy import event
 
     @contextmanager
     def counting():
+        import threading
+
         statements: list[str] = []
+        this = threading.get_ident()  # the request's; not the search indexer's thread
 
         def record(conn, cursor, statement, *args) -> None:
-            statements.append(statement)
+            if threading.get_ident() == this:
+                statements.append(statement)
 
         event.listen(db.engine, "before_cursor_execute", record)
         try:
@@ -290,3 +298,22 @@ def count_queries(app: Flask):
             event.remove(db.engine, "before_cursor_execute", record)
 
     return counting
+
+
+@pytest.fixture
+def own_index(app: Flask, tmp_path: Path) -> Iterator[Flask]:
+    """An app whose search index is its own (not shared with the live server), so that its
+    indexer is the only one: for tests that break or stop it. Its context is the current."""
+    own = create_app(
+        "testing",
+        SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"],
+        UPLOAD_DIR=app.config["UPLOAD_DIR"],
+        SEARCH_INDEX_DIR=str(tmp_path / "own-index"),
+    )
+    own.test_client_class = CampusClient
+    with own.app_context():
+        search.rebuild(own)
+        yield own
+        own.extensions["campus.search"].indexer.stop()
+        db.session.rollback()
+        db.engine.dispose()

@@ -8,6 +8,7 @@ from app.models.feedback import Feedback
 from app.models.material import Material
 from app.models.notification import Notification, NotificationChoice, NotificationDigest
 from app.models.outbox import OutboxMessage
+from app.models.search import SearchChange, SearchIndexState
 from app.models.user import Role, User
 
 __all__ = [
@@ -27,5 +28,7 @@ __all__ = [
     "NotificationDigest",
     "OutboxMessage",
     "Role",
+    "SearchChange",
+    "SearchIndexState",
     "User",
 ]

@@ -1,11 +1,14 @@
-"""The index on disk: which directory is current, the searcher each process keeps, writers
-that wait for Whoosh's lock, and rebuilding into a new directory that is swapped in at once.
+"""The index on disk: which directory is current, the searcher each process keeps, writing
+changes (only the indexer does, app/search/indexer.py), and rebuilding into a new directory
+that is swapped in at once.
 
 Layout of SEARCH_INDEX_DIR:
     current -> index-<time>-<pid>   a symlink, replaced atomically by `rebuild`
-    index-<time>-<pid>/             Whoosh storage holding the "courses" and "users" indexes
-    rebuilding, journal             while a rebuild runs: writers note what they changed, and
-                                    the rebuild applies it to the new index before the swap
+    index-<time>-<pid>/             Whoosh storage holding the "courses" and "users" indexes,
+                                    and applied.json: how far it has followed `search_changes`
+    indexer.lock                    held by the one process of this server that indexes
+    nudge                           touched after a commit: the indexer looks at once
+    name                            this index's name in the `search_indexes` table
     rebuild.lock                    one rebuild at a time, across processes
 """
 
@@ -13,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import random
@@ -33,7 +35,8 @@ from whoosh.index import LockError
 from app.search.schema import SCHEMAS, course_document, course_rows, user_documents
 
 log = logging.getLogger(__name__)
-NAMES = ("courses", "users")  # also the order writers lock them in: never a deadlock
+NAMES = ("courses", "users")
+MERGE_AT = 8  # segments  # also the order writers lock them in: never a deadlock
 
 
 class SearchUnavailable(Exception):
@@ -42,8 +45,8 @@ class SearchUnavailable(Exception):
 
 @dataclass
 class Changes:
-    """What a transaction changed, by id; the documents are read from the database when they
-    are written, under the index's lock, so the last writer always writes the latest rows."""
+    """What changed, by id (a batch of the feed); the documents are read from the database
+    when they are written, so they are always the latest rows."""
 
     courses: set[int] = field(default_factory=set)
     teachers: set[int] = field(default_factory=set)  # every course of these teachers
@@ -57,34 +60,18 @@ class Changes:
         self.teachers |= other.teachers
         self.users |= other.users
 
-    def as_json(self) -> str:
-        return json.dumps(
-            {key: sorted(getattr(self, key)) for key in ("courses", "teachers", "users")}
-        )
-
-    @classmethod
-    def from_json(cls, line: str) -> Changes:
-        data = json.loads(line)
-        return cls(*(set(data.get(key, [])) for key in ("courses", "teachers", "users")))
-
 
 class SearchIndex:
     """One per app and process: the open indexes and searchers of the current directory."""
 
-    def __init__(self, root: str, write_timeout: float, engine_getter) -> None:
+    def __init__(self, root: str, engine_getter) -> None:
         self.root = Path(root)
-        self.write_timeout = write_timeout
         self._engine = engine_getter
+        self.indexer = None  # app.search.indexer.Indexer, set by init_app
         self._lock = threading.Lock()
         self._directory: str | None = None
         self._indexes: dict[str, whoosh_index.Index] = {}
         self._searchers: dict[str, object] = {}
-        # Group commit: changes from this process's requests that arrive while one batch is
-        # being written are written together in the next one.
-        self._batch = threading.Condition()
-        self._waiting = Changes()
-        self._writing = False
-        self._started = self._finished = 0
 
     # Reading -------------------------------------------------------------------------------
 
@@ -139,103 +126,60 @@ class SearchIndex:
         with self.searching(name) as searcher:
             return {int(fields["id"]): fields for fields in searcher.all_stored_fields()}
 
+    # Writing -------------------------------------------------------------------------------
+
+    def engine(self) -> Engine:
+        return self._engine()
+
     def health(self) -> str:
         try:
             self.doc_counts()
         except SearchUnavailable as error:
             return f"error: {error}"
-        return "ok"
-
-    # Writing -------------------------------------------------------------------------------
-
-    def _writer(self, directory: str, name: str, deadline: float):
-        """A writer of one index, waiting for Whoosh's lock with growing pauses; LockError
-        once the deadline has passed."""
-        index = FileStorage(directory).open_index(indexname=name)
-        pause = 0.005
-        while True:
-            try:
-                return index.writer()
-            except LockError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(pause * (1 + random.random()))  # noqa: S311 - jitter, not secrets
-                pause = min(pause * 2, 0.2)
-
-    def apply(self, changes: Changes) -> None:
-        """Write what a committed transaction changed, together with whatever else this
-        process committed meanwhile, and return once it is in the index (so a change is
-        findable as soon as its request has answered). Under a rush (200 enrolments at once)
-        that is a handful of index commits instead of 200 in a row."""
-        with self._batch:
-            self._waiting.update(changes)
-            ticket = self._started + 1  # the first batch that starts from now on has it
-            while self._finished < ticket:
-                if self._writing:
-                    self._batch.wait()
-                    continue
-                self._writing = True
-                batch, self._waiting = self._waiting, Changes()
-                self._started += 1
-                number = self._started
-                self._batch.release()
-                try:
-                    self._write(batch)
-                except Exception:
-                    log.exception("search index not updated for %s", batch.as_json())
-                finally:
-                    self._batch.acquire()
-                    self._writing = False
-                    self._finished = number
-                    self._batch.notify_all()
-
-    def _write(self, changes: Changes) -> None:
-        """Write changes under the index's lock. Waits for other writers; a rebuild swapping
-        the directory meanwhile makes it start again on the new one."""
-        deadline = time.monotonic() + self.write_timeout
-        names = [name for name in NAMES if self._touches(name, changes)]
-        while True:
-            directory = self.current_directory()
-            if directory is None:
-                return  # no index yet: the start-up check or `reindex` builds it from the rows
-            writers = []
-            try:
-                for name in names:
-                    writers.append((name, self._writer(directory, name, deadline)))
-                if self.current_directory() != directory:
-                    raise _Moved
-                with self._engine().connect() as connection:
-                    for name, writer in writers:
-                        write_changes(writer, name, connection, changes)
-                # Journal first: committing releases the index's lock, and a rebuild could
-                # replay the journal and swap in between. Replaying twice is harmless (the
-                # rows are read again from the database).
-                self._journal(changes)
-                for _name, writer in writers:
-                    writer.commit()
-                writers = []
-                return
-            except _Moved:
-                continue
-            finally:
-                for _name, writer in writers:
-                    writer.cancel()
-
-    @staticmethod
-    def _touches(name: str, changes: Changes) -> bool:
-        return (
-            bool(changes.courses or changes.teachers) if name == "courses" else bool(changes.users)
-        )
-
-    def _journal(self, changes: Changes) -> None:
-        """While a rebuild runs, note the change for it (we still hold the index's lock)."""
-        if (self.root / "rebuilding").exists():
-            with open(self.root / "journal", "a", encoding="utf-8") as journal:
-                journal.write(changes.as_json() + "\n")
+        try:
+            return self.indexer.health()
+        except Exception as error:  # the database is down: its own check says so
+            return f"error: {type(error).__name__}"
 
 
-class _Moved(Exception):
-    """The current directory changed while waiting for its lock."""
+def write_to(directory: str, connection, changes: Changes) -> None:
+    """Write changes to the indexes in `directory`, under Whoosh's lock (only its indexer,
+    or a rebuild catching up before its swap, writes a directory: the wait is short)."""
+    storage = FileStorage(directory)
+    names = [name for name in NAMES if _touches(name, changes)]
+    writers = []
+    try:
+        deadline = time.monotonic() + 60
+        for name in names:
+            writers.append((name, _writer(storage.open_index(indexname=name), deadline)))
+        for name, writer in writers:
+            write_changes(writer, name, connection, changes)
+        for _name, writer in writers:
+            # Whoosh merges small segments at each commit: most of a small batch's cost. A
+            # batch only adds its segment; merging waits until there are several.
+            writer.commit(merge=len(writer.segments) >= MERGE_AT)
+        writers = []
+    finally:
+        for _name, writer in writers:
+            writer.cancel()
+
+
+def _writer(index, deadline: float):
+    """A writer of one index, waiting for Whoosh's lock with growing pauses; LockError once
+    the deadline has passed."""
+    pause = 0.005
+    while True:
+        try:
+            return index.writer()
+        except LockError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(pause * (1 + random.random()))  # noqa: S311 - jitter, not secrets
+            pause = min(pause * 2, 0.2)
+
+
+def _touches(name: str, changes: Changes) -> bool:
+    return bool(changes.courses or changes.teachers) if name == "courses" else bool(changes.users)
 
 
 def write_changes(writer, name: str, connection, changes: Changes) -> None:
@@ -266,6 +210,7 @@ def write_changes(writer, name: str, connection, changes: Changes) -> None:
 
 @contextlib.contextmanager
 def _rebuild_lock(root: Path) -> Iterator[None]:
+    """One rebuild at a time per index directory; a crashed one's lock goes with its process."""
     root.mkdir(parents=True, exist_ok=True)
     with open(root / "rebuild.lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -276,80 +221,74 @@ def _rebuild_lock(root: Path) -> Iterator[None]:
 
 
 def rebuild(app: Flask | None = None) -> dict[str, int]:
-    """Build both indexes from the database into a new directory and swap it in. Changes
-    committed meanwhile are journaled by their writers and applied before the swap."""
+    """Build both indexes from the tables into a new directory while the current one keeps
+    answering and following the feed, apply the changes made meanwhile, and swap it in."""
     app = app or current_app
     search: SearchIndex = app.extensions["campus.search"]
     with _rebuild_lock(search.root):
         return _rebuild(search)
 
 
+def rebuild_now(search: SearchIndex) -> None:
+    with _rebuild_lock(search.root):
+        _rebuild(search)
+
+
 def _rebuild(search: SearchIndex) -> dict[str, int]:
+    from app.search.indexer import (
+        Progress,
+        apply_pending,
+        load_progress,
+        newest_id,
+        register,
+        save_progress,
+        unregister,
+    )
+
     root = search.root
-    (root / "journal").unlink(missing_ok=True)
-    (root / "rebuilding").touch()
-    try:
-        name = f"index-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{random.randrange(10**6)}"  # noqa: S311
-        directory = root / name
-        directory.mkdir()
-        storage = FileStorage(str(directory))
-        counts = {}
-        with search._engine().connect() as connection:
-            for index_name in NAMES:
-                index = storage.create_index(SCHEMAS[index_name], indexname=index_name)
-                writer = index.writer(limitmb=256)
-                documents = (
-                    (course_document(row) for row in course_rows(connection))
-                    if index_name == "courses"
-                    else user_documents(connection)
-                )
-                counts[index_name] = 0
-                for document in documents:
-                    writer.add_document(**document)
-                    counts[index_name] += 1
-                writer.commit()
-        old = search.current_directory()
-        held = []
-        try:
-            # Hold the old indexes' locks: writers finish their journal lines first, and
-            # those that come later wait, then find the new directory.
-            if old is not None and os.path.isdir(old):
-                deadline = time.monotonic() + max(search.write_timeout, 60)
-                held = [search._writer(old, index_name, deadline) for index_name in NAMES]
-            _replay_journal(search, str(directory))
-            link = root / f"current.{os.getpid()}.tmp"
-            link.unlink(missing_ok=True)
-            os.symlink(name, link)
-            os.replace(link, root / "current")
-        finally:
-            (root / "rebuilding").unlink(missing_ok=True)
-            (root / "journal").unlink(missing_ok=True)
-            for writer in held:
-                writer.cancel()
-    except BaseException:
-        (root / "rebuilding").unlink(missing_ok=True)
-        raise
+    old = search.current_directory()
+    # Where the new index starts in the feed, taken before the tables are read: the changes
+    # after it are applied again on top of what the tables gave (harmless twice).
+    progress = load_progress(old) if old is not None else None
+    with search.engine().connect() as connection:
+        newest = newest_id(connection)
+        if progress is None or progress.done > newest:  # none yet, or another database's
+            progress = Progress(done=newest)
+    with contextlib.suppress(Exception):  # no table yet: nothing to prune anyway
+        register(search, progress.done, suffix=":rebuild")  # keeps its rows from pruning
+    name = f"index-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{random.randrange(10**6)}"  # noqa: S311
+    directory = root / name
+    directory.mkdir(parents=True)
+    storage = FileStorage(str(directory))
+    counts = {}
+    with search.engine().connect() as connection:
+        for index_name in NAMES:
+            index = storage.create_index(SCHEMAS[index_name], indexname=index_name)
+            writer = index.writer(limitmb=256)
+            documents = (
+                (course_document(row) for row in course_rows(connection))
+                if index_name == "courses"
+                else user_documents(connection)
+            )
+            counts[index_name] = 0
+            for document in documents:
+                writer.add_document(**document)
+                counts[index_name] += 1
+            writer.commit()
+    save_progress(directory, progress)
+    # Catch up with the feed before the swap, so that the new index is not behind the old.
+    while apply_pending(str(directory), search.engine(), 2_000, search.indexer.gap_seconds)[1]:
+        pass
+    link = root / f"current.{os.getpid()}.tmp"
+    link.unlink(missing_ok=True)
+    os.symlink(name, link)
+    os.replace(link, root / "current")
+    with contextlib.suppress(Exception):
+        unregister(search, ":rebuild")
+    search.indexer.wake()
     _remove_old(root, keep={name, os.path.basename(old or "")})
     log.info("search index rebuilt in %s: %s", name, counts)
     return counts
-
-
-def _replay_journal(search: SearchIndex, directory: str) -> None:
-    path = search.root / "journal"
-    if not path.exists():
-        return
-    changes = Changes()
-    for line in path.read_text(encoding="utf-8").splitlines():
-        with contextlib.suppress(ValueError):
-            changes.update(Changes.from_json(line))
-    if not changes:
-        return
-    storage = FileStorage(directory)
-    with search._engine().connect() as connection:
-        for name in NAMES:
-            writer = storage.open_index(indexname=name).writer()
-            write_changes(writer, name, connection, changes)
-            writer.commit()
 
 
 def _remove_old(root: Path, keep: set[str]) -> None:
@@ -365,37 +304,38 @@ def ensure_index(search: SearchIndex) -> None:
 
     from app.models import Course, User
 
-    with search._engine().connect() as connection:
+    with search.engine().connect() as connection:
         rows = connection.scalar(select(func.count()).select_from(User)) + connection.scalar(
             select(func.count()).select_from(Course)
         )
-    try:
-        if search.current_directory() is not None and (
-            rows == 0 or any(search.doc_counts().values())
-        ):
-            return
-    except SearchUnavailable:
-        pass
-    with _rebuild_lock(search.root):
-        try:  # another process may have built it while this one waited
-            if search.current_directory() is not None and (
-                rows == 0 or any(search.doc_counts().values())
-            ):
-                return
+
+    def usable() -> bool:
+        from app.search.indexer import load_progress
+
+        current = search.current_directory()
+        try:
+            return (
+                current is not None
+                and load_progress(current) is not None  # older indexes do not follow the feed
+                and (rows == 0 or any(search.doc_counts().values()))
+            )
         except SearchUnavailable:
-            pass
-        _rebuild(search)
+            return False
+
+    if usable():
+        return
+    with _rebuild_lock(search.root):
+        if not usable():  # another process may have built it while this one waited
+            _rebuild(search)
 
 
 def init_app(app: Flask) -> None:
     from app.blueprints.main.services import add_health_check
     from app.search import sync
+    from app.search.indexer import Indexer
 
-    search = SearchIndex(
-        app.config["SEARCH_INDEX_DIR"],
-        float(app.config.get("SEARCH_WRITE_TIMEOUT", 30)),
-        lambda: _engine_of(app),
-    )
+    search = SearchIndex(app.config["SEARCH_INDEX_DIR"], lambda: _engine_of(app))
+    search.indexer = Indexer(search, app.config)
     app.extensions["campus.search"] = search
     add_health_check(app, "search", search.health)
     sync.listen()
@@ -406,6 +346,9 @@ def init_app(app: Flask) -> None:
                 ensure_index(search)
             except Exception as error:  # no tables yet (before `flask db upgrade`), database down
                 log.warning("search index not checked at start: %s", str(error).split("\n")[0])
+        # Without the check (tools, tests that only build an app), the indexer starts with
+        # the first change this process commits.
+        search.indexer.start()
 
 
 def _engine_of(app: Flask) -> Engine:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from app import search
 from app.blueprints.enrollments.services import enroll
 from tests.search.helpers import marks, usernames
 
@@ -64,6 +65,7 @@ def test_course_filter(client, make_user, make_course, teacher):
     other = make_course(teacher, title="Botany")
     enroll(make_user("ann", full_name="Ann Alder"), course.id)
     enroll(make_user("abe", full_name="Abe Alder"), other.id)
+    search.wait_for_all()  # an enrolment's answer does not wait for the index
     assert set(find(client, "alder")) == {"ann", "abe"}
     assert find(client, "alder", course=str(course.id)) == ["ann"]
     assert set(find(client, "", course=str(course.id))) == {"ann", "tina"}  # and who teaches it
@@ -85,6 +87,7 @@ def test_a_teacher_narrows_people_to_their_own_courses_only(
     theirs = make_course(others, title="Chemistry")
     draft = make_course(others, title="Secret plans", published=False)
     enroll(make_user("cleo", full_name="Cleo Chem"), theirs.id)
+    search.wait_for_all()
     for course_id in (theirs.id, draft.id, 999_999):
         response = client.get("/search/users", query_string={"q": "", "course": str(course_id)})
         assert response.status_code == 403

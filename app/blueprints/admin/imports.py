@@ -19,7 +19,7 @@ from werkzeug.datastructures import MultiDict
 from wtforms import StringField
 from wtforms.validators import DataRequired, Email, Length, Regexp
 
-from app import audit
+from app import audit, search
 from app.blueprints.auth import links
 from app.blueprints.auth.forms import USERNAME_PATTERN, lower, strip
 from app.errors import InvalidInput
@@ -336,6 +336,7 @@ def confirm(admin: User, content: str, token: str) -> tuple[Preview, Result | No
     if result.mailed:
         counts += f"; {len(result.mailed)} links mailed"
     audit.record("import", db.session.get(User, admin_id), details=counts)
+    search.do_not_wait()  # the report lists the accounts; search has them a moment later
     db.session.commit()
     return checked, result
 

@@ -11,6 +11,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased, contains_eager
 
+from app import search
 from app.blueprints.courses.services import (
     ARCHIVED,
     Listed,
@@ -149,6 +150,7 @@ def enroll(student: User, course_id: int) -> Outcome:
             course_id=course_id, student_id=student_id, status=WAITLISTED if full else ENROLLED
         )
     )
+    search.do_not_wait()  # the user index follows shortly; nobody looks for it in this answer
     try:
         db.session.commit()
     except IntegrityError:
@@ -187,6 +189,7 @@ def withdraw(student: User, course_id: int) -> Outcome:
         message = f"You have withdrawn from {course.title}."
     else:
         message = f"You have left the waitlist of {course.title}."
+    search.do_not_wait()
     db.session.commit()
     return Outcome(Place("none"), message, changed=True)
 
