@@ -29,7 +29,15 @@ COURSE_FIELDS = ("title", "description", "keywords", "published", "archived_at",
 # A change to any other column of a user (a new column too, such as an erasure mark) reaches
 # the index: only these never show in it.
 USER_UNSEEN = frozenset(
-    {"bio", "password_hash", "session_version", "last_sign_in_at", "updated_at", "created_at"}
+    {
+        "bio",
+        "password_hash",
+        "session_version",
+        "last_sign_in_at",
+        "updated_at",
+        "created_at",
+        "timezone",
+    }
 )
 NAME_FIELDS = ("username", "full_name")
 _listening = False

@@ -1,7 +1,7 @@
 """search: search_changes (the index's feed) and search_indexes (each index's progress)
 
 Revision ID: 0014
-Revises: 0010
+Revises: 0013
 Create Date: 2026-11-27 13:45:00.000000
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0014'
-down_revision = '0010'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
