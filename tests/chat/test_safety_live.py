@@ -201,7 +201,7 @@ def test_no_edit_after_15_minutes(live_server, room):
 
 def test_a_report_keeps_the_text_after_removal(live_server, room, make_user):
     room_id, _, ana, bo = room
-    admin = browser(live_server, make_user("ada", role="admin", full_name="Ada Admin"))
+    admin = browser(live_server, make_user("ada.reports", role="admin", full_name="Ada Admin"))
     ana_browser = browser(live_server, ana)
     assert ana_browser.post(f"/chat/{room_id}/messages", {"body": "Meet me after class"}) == 303
     message_id = db.session.scalar(select(ChatMessage.id))
