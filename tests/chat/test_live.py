@@ -75,18 +75,6 @@ def message_count() -> int:
     return db.session.scalar(select(func.count()).select_from(ChatMessage))
 
 
-@pytest.fixture
-def room(make_user, make_course):
-    """A course room with its teacher and two enrolled students; the room id, and the people."""
-    teacher = make_user("tomas", role="teacher", full_name="Tomás Teacher")
-    course = make_course(teacher, title="Astronomy")
-    ana, bo = make_user("ana", full_name="Ana Student"), make_user("bo", full_name="Bo Student")
-    for student in (ana, bo):
-        enroll(student, course.id)
-    room_id = db.session.scalar(select(ChatRoom.id).where(ChatRoom.course_id == course.id))
-    return room_id, teacher, ana, bo
-
-
 def test_two_members_exchange_messages(live_server, room):
     room_id, teacher, ana, _ = room
     with open_socket(live_server, teacher) as t, open_socket(live_server, ana) as a:

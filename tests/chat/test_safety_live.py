@@ -12,30 +12,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 
-import pytest
 from sqlalchemy import func, select, update
 
-from app.blueprints.enrollments.services import enroll
 from app.extensions import db
-from app.models import ChatMessage, ChatMute, ChatReport, ChatRoom
+from app.models import ChatMessage, ChatMute, ChatReport
 from app.models.user import utcnow
 from tests.chat.test_live import error_of, quiet, send, socket_of, wait_for
 from tests.conftest import PASSWORD, running_server
 from tests.live_client import LiveClient
 
 MESSAGE = 'data-message-id="'
-
-
-@pytest.fixture
-def room(make_user, make_course):
-    """A course room with its teacher and two enrolled students."""
-    teacher = make_user("tomas", role="teacher", full_name="Tomás Teacher")
-    course = make_course(teacher, title="Astronomy")
-    ana, bo = make_user("ana", full_name="Ana Student"), make_user("bo", full_name="Bo Student")
-    for student in (ana, bo):
-        enroll(student, course.id)
-    room_id = db.session.scalar(select(ChatRoom.id).where(ChatRoom.course_id == course.id))
-    return room_id, teacher, ana, bo
 
 
 def browser(server: str, user) -> LiveClient:
