@@ -51,7 +51,11 @@ def on_starting(server) -> None:
 
 def post_worker_init(worker) -> None:
     """Each worker's mail sender starts with it (app/mail.py): messages a worker that died
-    left in the outbox go out without waiting for a request."""
+    left in the outbox go out without waiting for a request. Then the worker is readied for
+    its first requests (app/__init__.py `warm_up`)."""
+    from app import warm_up
     from app.mail import start_senders
 
     start_senders()
+    if hasattr(worker.wsgi, "jinja_env"):  # not gunicorn's stand-in for an app that failed
+        warm_up(worker.wsgi)

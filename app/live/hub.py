@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 import threading
 from collections import deque
@@ -62,22 +63,60 @@ def write_whole(sock: socket.socket, data: bytes | bytearray) -> None:
 
 class FrameWriter:
     """The socket as simple-websocket sees it: its own writes (pings, pongs, the closing frame)
-    and the writer's frames take turns and each is written whole, so no frame is ever cut by
-    another."""
+    and the live frames take turns and each is written whole, so no frame is ever cut by
+    another.
+
+    `try_send` is the fast path of a fan-out: it writes a frame only if the socket takes it
+    without waiting, from the publisher's own thread, as one `write` system call. Whatever
+    part of the frame the kernel did not take stays `pending` and goes out, before any other
+    frame, with the next `send` or `flush` (the socket's writer's job)."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.lock = threading.Lock()
-        sock.settimeout(WRITE_STEP)
+        self.pending: memoryview | None = None
+        sock.settimeout(WRITE_STEP)  # also puts the descriptor in non-blocking mode
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
+        # A TLS socket must be written through its own `send`; a plain one may be written
+        # straight to its descriptor, which never waits.
+        self._fd = None if hasattr(sock, "cipher") else sock.fileno()
+
+    def try_send(self, data: bytes) -> bool:
+        """True when the frame is taken (written, or started with the rest pending); False
+        when nothing was written because the socket is full or busy. Raises OSError when the
+        socket is broken."""
+        if self._fd is None or self.pending is not None:
+            return False
+        if not self.lock.acquire(blocking=False):
+            return False
+        try:
+            written = os.write(self._fd, data)
+        except BlockingIOError:
+            return False
+        else:
+            if written < len(data):
+                self.pending = memoryview(data)[written:]
+            return True
+        finally:
+            self.lock.release()
+
+    def flush(self) -> None:
+        with self.lock:
+            self._flush()
 
     def send(self, data: bytes | bytearray) -> int:
         with self.lock:
+            self._flush()
             write_whole(self.sock, data)
         return len(data)
 
     sendall = send
+
+    def _flush(self) -> None:
+        if self.pending is not None:
+            write_whole(self.sock, self.pending)
+            self.pending = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.sock, name)
@@ -96,11 +135,13 @@ class Connection:
     """One open socket: who it belongs to, the rooms its tab shows, the newest message of each
     room it was sent (so that closing the tab can mark them read), and its outgoing queue.
 
-    Anyone may queue a frame (the broker's thread, other sockets' threads); only the socket's
-    writer writes, in order. A socket that falls QUEUE_LIMIT frames behind is closed with 1013:
-    htmx's ws extension reconnects after that code and the tab resumes from what it shows.
-    Queueing is an append and an event (a deque is safe to append to from any thread): the
-    publisher's cost for each member stays a few microseconds."""
+    A frame for a socket whose queue is empty is written at once by whoever sends it, if the
+    socket takes it without waiting (nearly always: a fragment is a few hundred bytes). The
+    others are queued, and a writer thread (a greenlet under gevent) started for the socket
+    writes them in order and ends when the queue is empty, so an idle socket costs no thread
+    and a fan-out costs one system call a member. A socket that falls QUEUE_LIMIT frames
+    behind is closed with 1013: htmx's ws extension reconnects after that code and the tab
+    resumes from what it shows."""
 
     ws: Any
     user_id: int
@@ -112,20 +153,18 @@ class Connection:
     error_shown: bool = False
     _sent_at: deque[float] = field(default_factory=deque)
     _outbox: deque[Outgoing] = field(default_factory=deque)
-    _wake: threading.Event = field(default_factory=threading.Event)  # the writer's
-    _room: threading.Event = field(default_factory=threading.Event)  # the socket's own thread's
+    _state: threading.Lock = field(default_factory=threading.Lock)  # the queue and the writer
+    _room: threading.Event | None = None  # the socket's own thread waits on it for room
     _closing: tuple[int, str] | None = None
     _stopped: bool = False
+    _started: bool = False
     _writer: threading.Thread | None = None
 
     def start(self) -> None:
-        """Start the writer: a thread, which gevent's patched `threading` makes a greenlet."""
+        """From now on frames are queued and written by a writer when the socket is busy."""
         if not isinstance(self.ws.sock, FrameWriter):
             self.ws.sock = FrameWriter(self.ws.sock)
-        self._writer = threading.Thread(
-            target=self._write_all, name=f"campus-live-writer-{self.id[:8]}", daemon=True
-        )
-        self._writer.start()
+        self._started = True
 
     def send(
         self,
@@ -134,10 +173,11 @@ class Connection:
         message_id: int | None = None,
         frame: bytes | None = None,
     ) -> bool:
-        """Queue one fragment (its frame, when the caller encoded it once for many sockets);
-        False when the socket is closing. A socket's own thread waits while its queue is half
-        full; others never wait: a socket QUEUE_LIMIT frames behind is closed instead."""
-        if self._writer is not None and len(self._outbox) >= OWN_QUEUE_LIMIT:
+        """Write or queue one fragment (its frame, when the caller encoded it once for many
+        sockets); False when the socket is closing. A socket's own thread waits while its
+        queue is half full; others never wait: a socket QUEUE_LIMIT frames behind is closed
+        instead."""
+        if self._started and len(self._outbox) >= OWN_QUEUE_LIMIT:
             self._wait_for_room()
         if self._closing or self._stopped:
             return False
@@ -145,34 +185,55 @@ class Connection:
             log.info("live: a socket of user %s fell behind; closing it", self.user_id)
             self.close(CLOSE_TRY_AGAIN, "Fell behind: reconnect to catch up")
             return False
-        self._outbox.append(Outgoing(html, frame or text_frame(html), room, message_id))
+        item = Outgoing(html, frame or text_frame(html), room, message_id)
         if room is not None and message_id is not None:
             self.queued[room] = max(self.queued.get(room, 0), message_id)
-        if self._writer is None:  # not started (the hub on its own): written here
-            return self._write_one(self._outbox.popleft())
-        self._wake.set()
+        if not self._started:  # the hub on its own: written here
+            return self._write_one(item)
+        with self._state:
+            if not self._outbox and self._writer is None:
+                try:
+                    taken = self.ws.sock.try_send(item.frame)
+                except OSError:
+                    log.info("live: a socket of user %s is gone", self.user_id)
+                    self._abort()
+                    return False
+                if taken:
+                    self._written(item)
+                    if self.ws.sock.pending is not None:
+                        self._start_writer()
+                    return True
+            self._outbox.append(item)
+            self._start_writer()
         return True
 
     def close(self, code: int, reason: str) -> None:
-        """Drop what is queued and close the socket with `code`; its own thread then finds it
-        closed and cleans up."""
-        if self._closing is None:
+        """Drop what is queued and close the socket with `code` (its writer sends the closing
+        frame); its own thread then finds it closed and cleans up."""
+        if not self._started:
+            if self._closing is None:
+                self._closing = (code, reason)
+                self._finish(code, reason)
+            return
+        with self._state:
+            if self._closing is not None:
+                return
             self._closing = (code, reason)
             self._outbox.clear()
-            self._wake.set()
+            self._start_writer()
+        if self._room is not None:
             self._room.set()
-        if self._writer is None:
-            self._finish(code, reason)
 
     def stop(self) -> None:
-        """The socket's own thread is done with it: its writer sends the closing frame asked
-        for, if any, and ends (waited for a moment, so that flask-sock's own closing frame
-        comes after it)."""
-        self._stopped = True
-        self._outbox.clear()
-        self._wake.set()
-        if self._writer is not None and self._writer is not threading.current_thread():
-            self._writer.join(timeout=2 * WRITE_STEP)
+        """The socket's own thread is done with it: a writer still running sends the closing
+        frame asked for, if any, and ends (waited for a moment, so that flask-sock's own
+        closing frame comes after it)."""
+        with self._state:
+            self._stopped = True
+            self._outbox.clear()
+            writer = self._writer
+        if writer is not None and writer is not threading.current_thread():
+            writer.join(timeout=2 * WRITE_STEP)
 
     def behind(self) -> int:
         return len(self._outbox)
@@ -192,6 +253,8 @@ class Connection:
         else queues, or closes the socket when it is full."""
         if not _is_own_thread(self):
             return
+        if self._room is None:
+            self._room = threading.Event()
         deadline = monotonic() + WRITE_STALL
         while len(self._outbox) >= OWN_QUEUE_LIMIT and not (self._closing or self._stopped):
             self._room.clear()
@@ -200,24 +263,35 @@ class Connection:
             if not self._room.wait(timeout=max(deadline - monotonic(), 0)):
                 return
 
+    def _start_writer(self) -> None:
+        """With `_state` held: a writer for the queue, unless one runs."""
+        if self._writer is None:
+            self._writer = threading.Thread(
+                target=self._write_all, name=f"campus-live-writer-{self.id[:8]}", daemon=True
+            )
+            self._writer.start()
+
     def _write_all(self) -> None:
+        sock = self.ws.sock
+        try:
+            sock.flush()
+        except Exception:
+            self._gone()
+            return
         while True:
-            self._wake.wait()
-            self._wake.clear()
-            while self._outbox and not self._stopped:
-                try:
-                    item = self._outbox.popleft()
-                except IndexError:  # cleared meanwhile by a close
+            with self._state:
+                if self._stopped or not self._outbox:
+                    closing = self._closing
+                    self._writer = None
                     break
-                if not self._write_one(item):
-                    return
-                if len(self._outbox) < OWN_QUEUE_LIMIT:
-                    self._room.set()
-            if self._closing is not None:
-                self._finish(*self._closing)
+                item = self._outbox.popleft()
+                room = self._room
+            if not self._write_one(item):
                 return
-            if self._stopped:
-                return
+            if room is not None and len(self._outbox) < OWN_QUEUE_LIMIT:
+                room.set()
+        if closing is not None:
+            self._finish(*closing)
 
     def _write_one(self, item: Outgoing) -> bool:
         try:
@@ -226,12 +300,20 @@ class Connection:
             else:
                 self.ws.send(item.html)
         except Exception:  # a broken socket raises whatever its transport raises
-            log.info("live: a socket of user %s is gone", self.user_id)
-            self._abort()
+            self._gone()
             return False
+        self._written(item)
+        return True
+
+    def _written(self, item: Outgoing) -> None:
         if item.room is not None and item.message_id is not None:
             self.seen[item.room] = max(self.seen.get(item.room, 0), item.message_id)
-        return True
+
+    def _gone(self) -> None:
+        log.info("live: a socket of user %s is gone", self.user_id)
+        with self._state:
+            self._writer = None
+        self._abort()
 
     def _finish(self, code: int, reason: str) -> None:
         """Send the closing frame; the socket's own thread wakes and finds it closed."""
@@ -247,7 +329,8 @@ class Connection:
         and reconnects)."""
         self._stopped = True
         self._outbox.clear()
-        self._room.set()
+        if self._room is not None:
+            self._room.set()
         with contextlib.suppress(Exception):
             self.ws.connected = False
             self.ws.event.set()
