@@ -3,13 +3,16 @@ database taken while the app serves, every stored file, and a manifest with each
 SHA-256; a restore checks all of it before it writes anything.
 
 The archive is a plain tar (uploads are mostly compressed already): `database.sqlite` (SQLite's
-online backup API) or `database.pgdump` (`pg_dump -Fc`), then `files/<stored name>` for every
-file a material row of the snapshot points to, then `manifest.json`. Each member is hashed as it
-is written, so every file is read once; the manifest comes last because only then are all the
-hashes known (a restore also reads archives with the manifest first, as earlier ones were)."""
+online backup API) or `database.pgdump` (`pg_dump -Fc`); `search/<file>`, a copy of the search
+index taken just before the snapshot (a restore catches it up instead of rebuilding it); then
+`files/<stored name>` for every file a material row of the snapshot points to, then
+`manifest.json`. Each member is hashed as it is written, so every file is read once; the
+manifest comes last because only then are all the hashes known (a restore also reads archives
+with the manifest first, as earlier ones were)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -21,7 +24,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,12 +34,14 @@ from alembic.script import ScriptDirectory
 from flask import Flask, current_app
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
+from whoosh.filedb.filestore import FileStorage
 
 CHUNK = 1024 * 1024
 FORMAT = 1
 PREFIX = "campus-backup-"
 # What a stored file may be called inside the archive's files/ (never a path of its own).
 STORED_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+INDEX_FILE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 
 Progress = Callable[[str], None]
 
@@ -81,7 +86,10 @@ def backup(to: Path, keep: int | None = None, progress: Progress = print) -> Wri
     to.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     final = to / f"{PREFIX}{stamp}.tar"
-    with tempfile.TemporaryDirectory(dir=to, prefix=".backup-") as work:
+    with (
+        tempfile.TemporaryDirectory(dir=to, prefix=".backup-") as work,
+        _search_copy(app, progress) as index_copy,
+    ):
         work_dir = Path(work)
         database, kind, revision, counts, stored = _snapshot(app, work_dir, progress)
         files_dir = Path(app.config["UPLOAD_DIR"]) / "files"
@@ -101,6 +109,9 @@ def backup(to: Path, keep: int | None = None, progress: Progress = print) -> Wri
         ):
             members = manifest["members"]
             members[database.name] = _add_hashed(archive, database, database.name, hasher)[0]
+            for path in sorted(index_copy.iterdir()) if index_copy is not None else []:
+                name = f"search/{path.name}"
+                members[name] = _add_hashed(archive, path, name, hasher)[0]
             copied = []
             for number, name in enumerate(stored, start=1):
                 try:
@@ -124,6 +135,57 @@ def backup(to: Path, keep: int | None = None, progress: Progress = print) -> Wri
             old.unlink()
             progress(f"  removed the older {old.name}")
     return Written(final, len(copied), total, time.monotonic() - started)
+
+
+@contextlib.contextmanager
+def _search_copy(app: Flask, progress: Progress) -> Iterator[Path | None]:
+    """The search index as it is now, hard-linked beside it while Whoosh's write locks are
+    held (milliseconds: the indexer waits), its progress file first, so the copy has applied
+    at least what its progress says. Taken before the database snapshot, so the snapshot holds
+    every change the copy lacks; until the snapshot is taken the feed keeps those rows (the
+    copy is registered like an index, which holds back pruning). A restore then catches the
+    copy up instead of rebuilding the index (minutes for a large school). None when there is
+    no index to copy; the restore rebuilds then."""
+    from app.search.indexer import PROGRESS, load_progress, register, unregister
+    from app.search.store import NAMES
+
+    search = app.extensions.get("campus.search")
+    directory = search.current_directory() if search is not None else None
+    found = load_progress(directory) if directory is not None else None
+    if found is None:
+        yield None
+        return
+    register(search, found.done, suffix=":backup")
+    copy = search.root / f".backup-{os.getpid()}-{time.monotonic_ns()}"
+    try:
+        copy.mkdir()
+        shutil.copy2(Path(directory) / PROGRESS, copy / PROGRESS)
+        storage = FileStorage(directory)
+        locks = [storage.lock(f"{name}_WRITELOCK") for name in NAMES]
+        deadline = time.monotonic() + 60
+        taken = []
+        try:
+            for lock in locks:
+                while not lock.acquire(blocking=False):
+                    if time.monotonic() > deadline:
+                        raise BackupError("The search index stayed busy for a minute.")
+                    time.sleep(0.01)
+                taken.append(lock)
+            for path in Path(directory).iterdir():
+                if path.is_file() and path.name != PROGRESS and not path.name.endswith("LOCK"):
+                    try:
+                        os.link(path, copy / path.name)
+                    except OSError:  # a file system without hard links
+                        shutil.copy2(path, copy / path.name)
+        finally:
+            for lock in taken:
+                lock.release()
+        progress(f"Copied the search index (changes applied up to {found.done}).")
+        yield copy
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+        with contextlib.suppress(Exception):
+            unregister(search, ":backup")
 
 
 class _Hashing:
@@ -252,24 +314,52 @@ def restore(archive_path: Path, force: bool = False, progress: Progress = print)
     files_dir.mkdir(parents=True, exist_ok=True)
     if not force:
         _refuse_unless_empty(app, files_dir)
-    with tempfile.TemporaryDirectory(dir=files_dir.parent, prefix=".restore-") as work:
+    from app.search import store
+
+    search_dir = Path(app.config["SEARCH_INDEX_DIR"])
+    search_dir.mkdir(parents=True, exist_ok=True)
+    with (
+        tempfile.TemporaryDirectory(dir=files_dir.parent, prefix=".restore-") as work,
+        tempfile.TemporaryDirectory(dir=search_dir, prefix=".restore-") as index_work,
+    ):
         work_dir = Path(work)
         manifest = _unpack_checked(archive_path, work_dir, progress)
-        _check_revision(app, manifest.get("campus_revision"))
+        revision = manifest.get("campus_revision")
+        _check_revision(app, revision)
         progress("Restoring the database…")
         _restore_database(app, manifest, work_dir)
         progress("Restoring the files…")
         for path in (work_dir / "files").glob("*") if (work_dir / "files").exists() else []:
             os.replace(path, files_dir / path.name)
-    progress("Bringing the database to this version's revision…")
-    from flask_migrate import upgrade
+        # The index copy is used only by the code that wrote it: another revision may index
+        # other fields.
+        index_copy = None
+        if (work_dir / "search").is_dir() and revision == _script_directory(app).get_current_head():
+            index_copy = Path(index_work) / "index"
+            shutil.move(str(work_dir / "search"), str(index_copy))
+        progress("Bringing the database to this version's revision…")
+        from flask_migrate import upgrade
 
-    upgrade()
-    progress("Rebuilding the search index…")
-    from app import search
-
-    search.rebuild(app)
+        upgrade()
+        _forget_indexes(app)
+        if index_copy is not None:
+            progress("Catching up the archive's search index…")
+            manifest["search"] = store.adopt(index_copy, app)
+        else:
+            progress("Rebuilding the search index…")
+            manifest["search"] = store.rebuild(app)
     return manifest
+
+
+def _forget_indexes(app: Flask) -> None:
+    """The archive's list of search indexes is its server's, not this one's: an index it names
+    would hold back the pruning of the feed here for ever. This server's registers itself."""
+    engine = create_engine(_database_url(app))
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM search_indexes"))
+    finally:
+        engine.dispose()
 
 
 def _refuse_unless_empty(app: Flask, files_dir: Path) -> None:
@@ -341,6 +431,8 @@ def _safe_name(name: str) -> bool:
     if name in ("database.sqlite", "database.pgdump"):
         return True
     folder, _, stored = name.partition("/")
+    if folder == "search":  # Whoosh's files: `_courses_2.toc`, `courses_x1y2.seg`
+        return INDEX_FILE.fullmatch(stored) is not None
     return folder == "files" and STORED_NAME.fullmatch(stored) is not None
 
 

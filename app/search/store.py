@@ -279,16 +279,47 @@ def _rebuild(search: SearchIndex) -> dict[str, int]:
     # Catch up with the feed before the swap, so that the new index is not behind the old.
     while apply_pending(str(directory), search.engine(), 2_000, search.indexer.gap_seconds)[1]:
         pass
-    link = root / f"current.{os.getpid()}.tmp"
-    link.unlink(missing_ok=True)
-    os.symlink(name, link)
-    os.replace(link, root / "current")
+    _swap(search, name)
     with contextlib.suppress(Exception):
         unregister(search, ":rebuild")
-    search.indexer.wake()
     _remove_old(root, keep={name, os.path.basename(old or "")})
     log.info("search index rebuilt in %s: %s", name, counts)
     return counts
+
+
+def _swap(search: SearchIndex, name: str) -> None:
+    """Make `name` the current directory, at once for every process."""
+    link = search.root / f"current.{os.getpid()}.tmp"
+    link.unlink(missing_ok=True)
+    os.symlink(name, link)
+    os.replace(link, search.root / "current")
+    search.indexer.wake()
+
+
+def adopt(directory: Path, app: Flask | None = None) -> dict[str, int]:
+    """Make a copy of an index taken elsewhere (a backup's) the current one: moved into the
+    index folder, caught up with the feed (the changes made after the copy), swapped in. An
+    index that has applied changes this database never had is rebuilt instead."""
+    from app.search.indexer import FeedReset, apply_pending
+
+    app = app or current_app
+    search: SearchIndex = app.extensions["campus.search"]
+    with _rebuild_lock(search.root):
+        old = search.current_directory()
+        name = f"index-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-adopted"
+        shutil.move(str(directory), str(search.root / name))
+        try:
+            while apply_pending(
+                str(search.root / name), search.engine(), 2_000, search.indexer.gap_seconds
+            )[1]:
+                pass
+        except FeedReset:
+            shutil.rmtree(search.root / name, ignore_errors=True)
+            log.warning("search: the copied index is ahead of this database; rebuilding")
+            return _rebuild(search)
+        _swap(search, name)
+        _remove_old(search.root, keep={name, os.path.basename(old or "")})
+    return search.doc_counts()
 
 
 def _remove_old(root: Path, keep: set[str]) -> None:

@@ -20,7 +20,8 @@ from app.blueprints.chat.services import course_room_id
 from app.blueprints.enrollments.services import enroll
 from app.blueprints.materials import storage
 from app.extensions import db
-from app.models import ChatMessage, Course, Enrollment, Material, User
+from app.models import ChatMessage, Course, Enrollment, Material, SearchIndexState, User
+from app.search.indexer import index_name
 from tests.conftest import CampusClient
 
 
@@ -87,7 +88,12 @@ def fresh_target(migrated_database: str, tmp_path: Path) -> Iterator[tuple[str, 
 
 def restored_app(target: tuple[str, Path]):
     database_url, upload_dir = target
-    app = create_app("testing", SQLALCHEMY_DATABASE_URI=database_url, UPLOAD_DIR=str(upload_dir))
+    app = create_app(
+        "testing",
+        SQLALCHEMY_DATABASE_URI=database_url,
+        UPLOAD_DIR=str(upload_dir),
+        SEARCH_INDEX_DIR=str(upload_dir.parent / "restored-index"),
+    )
     app.test_client_class = CampusClient
     return app
 
@@ -114,14 +120,29 @@ def test_a_backup_restored_into_an_empty_school_gives_everything_back(
     archive = make_backup(app, tmp_path)
     assert not list(archive.parent.glob(".*"))  # no partial archive left beside it
 
+    # The copy of the index held back the pruning of the feed only while the backup ran.
+    assert not [name for name in db.session.scalars(select(SearchIndexState.name))
+                if name.endswith(":backup")]  # fmt: skip
+    with tarfile.open(archive) as opened:
+        names = opened.getnames()
+    assert "search/applied.json" in names and any(n.endswith(".toc") for n in names)
+
     target = restored_app(fresh_target)
     result = run(target, "restore", str(archive))
     assert result.exit_code == 0, result.output
+    # The archive's copy of the search index is caught up, not rebuilt from the tables.
+    assert "Catching up the archive's search index" in result.output
+    assert "Rebuilding" not in result.output
     after = snapshot(*fresh_target)
     assert after == before
     assert len(after["files"]) == 2 and after["messages"] == [(30,)]
     for stored_name, sha256 in after["materials"]:
         assert storage.digest(fresh_target[1] / "files" / stored_name) == sha256
+    # The archive's list of indexes (its server's) is not carried over: they would hold back
+    # the pruning of the feed here for ever.
+    with target.app_context():
+        own = index_name(target.extensions["campus.search"].root)
+        assert set(db.session.scalars(select(SearchIndexState.name))) <= {own}
     # The restored school runs: its search finds the course, people sign in, files download.
     client = target.test_client()
     found = client.get("/search/courses?q=volcano").get_data(as_text=True)
