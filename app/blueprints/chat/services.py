@@ -98,9 +98,12 @@ def archived(room: ChatRoom) -> bool:
     return since is not None
 
 
+ARCHIVED = "This course is archived: its chat can be read, not written in."
+
+
 def refuse_if_archived(room: ChatRoom) -> None:
     if archived(room):
-        raise NotAllowed("This course is archived: its chat can be read, not written in.")
+        raise NotAllowed(ARCHIVED)
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -122,7 +125,34 @@ def muted_until(room_id: int, user_id: int) -> datetime | None:
 def refuse_if_muted(room_id: int, user_id: int) -> None:
     until = muted_until(room_id, user_id)
     if until is not None:
-        raise NotAllowed(f"You are muted in this room until {until:%-d %b %Y, %H:%M} UTC.")
+        raise _muted(until)
+
+
+def _muted(until: datetime) -> NotAllowed:
+    return NotAllowed(f"You are muted in this room until {until:%-d %b %Y, %H:%M} UTC.")
+
+
+def room_to_post_in(user_id: int, room_id: int) -> tuple[ChatRoom, list[int]]:
+    """`room_for`, then `refuse_if_archived` and `refuse_if_muted`, in two queries instead of
+    five: the room with its course's archive time and the member's mute, then its members
+    (every live message goes through here)."""
+    found = db.session.execute(
+        select(ChatRoom, Course.archived_at, ChatMute.until)
+        .outerjoin(Course, Course.id == ChatRoom.course_id)
+        .outerjoin(ChatMute, and_(ChatMute.room_id == ChatRoom.id, ChatMute.user_id == user_id))
+        .where(ChatRoom.id == room_id)
+    ).first()
+    if found is None:
+        raise NotFound("There is no such chat room.")
+    room, archived_at, muted = found
+    members = member_ids(room)
+    if user_id not in members:
+        raise NotFound("There is no such chat room.")
+    if archived_at is not None:
+        raise NotAllowed(ARCHIVED)
+    if muted is not None and as_utc(muted) > utcnow():
+        raise _muted(as_utc(muted))
+    return room, members
 
 
 def course_room_id(course_id: int) -> int | None:
@@ -255,9 +285,7 @@ def post(author: Member, room_id: int, body: object) -> ChatMessage:
     """Store the message, then send it to every member's open tabs, then notify the members who
     do not have the room open (once per room until they read it). What was shown was saved."""
     text = clean_body(body)
-    room, members = room_for(author.id, room_id)
-    refuse_if_archived(room)
-    refuse_if_muted(room.id, author.id)
+    room, members = room_to_post_in(author.id, room_id)
     limit, who = current_app.config["CHAT_POST_LIMIT"], author.account_key or str(author.id)
     if not count_attempt(limit, "chat-post", who):
         raise Throttled(
@@ -266,16 +294,14 @@ def post(author: Member, room_id: int, body: object) -> ChatMessage:
         )
     message = ChatMessage(room_id=room.id, author_id=author.id, body=text)
     db.session.add(message)
-    db.session.commit()
+    db.session.flush()  # its id and time: the fragment is made before the commit expires them
     others = [member for member in members if member != author.id]
     # Who has the room open sees the message now: "seen by" travels with it.
     watching = live().broker.watchers(room.id, others)
-    live().publish(
-        members,
-        message_fragment(message, author.full_name, seen=len(watching)),
-        room=room.id,
-        message_id=message.id,
-    )
+    html = message_fragment(message, author.full_name, seen=len(watching))
+    message_id = message.id
+    db.session.commit()
+    live().publish(members, html, room=room_id, message_id=message_id)
     away = set(others) - watching
     if away:
         notify_away(room, author, sorted(away))
