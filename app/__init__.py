@@ -40,6 +40,12 @@ def create_app(config: str | type[Config] | None = None, **overrides: object) ->
     from app.web import register_body_limits
 
     register_body_limits(app)  # before the CSRF check, which reads the body
+    if str(app.config["SQLALCHEMY_DATABASE_URI"]).startswith("sqlite"):
+        # No server to have gone away: checking each pooled connection first (a query per
+        # request) buys nothing. PostgreSQL keeps the check (a restarted server).
+        options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        options["pool_pre_ping"] = False
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path), "migrations"))
     csrf.init_app(app)

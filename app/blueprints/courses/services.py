@@ -172,9 +172,13 @@ def lock(course_id: int) -> Course:
     PostgreSQL locks the course's row (SELECT … FOR UPDATE). SQLite has one writer at a time:
     BEGIN IMMEDIATE takes that lock at the start, so two transactions never both read the
     same count and then both write."""
-    db.session.commit()  # end any read transaction: the lock must start a fresh one
     if db.session.get_bind().dialect.name == "sqlite":
+        db.session.commit()  # end any read transaction: the lock must start a fresh one
         db.session.execute(text("BEGIN IMMEDIATE"))
+    elif db.session.new or db.session.dirty or db.session.deleted:
+        db.session.commit()  # what the request changed before stays changed
+    # PostgreSQL (read committed): the row lock is taken inside the request's transaction,
+    # which has only read so far; every statement after it sees the newest committed rows.
     course = db.session.scalar(
         select(Course)
         .where(Course.id == course_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 from dataclasses import dataclass, field
@@ -47,10 +48,13 @@ class Outcome:
     changed: bool
 
 
+@functools.cache
 def waitlist_position_column():
     """A waiting enrolment's number on its course's waitlist (None when enrolled), computed in
     the same statement as the row: read in a second statement, a promotion in between would
-    leave a waiting row without a number, or a number for someone already enrolled."""
+    leave a waiting row without a number, or a number for someone already enrolled. Built
+    once (an expression is immutable): building the alias took ~2.5 ms of each enrolment and
+    of each student's course page."""
     ahead = aliased(Enrollment)
     number = (
         select(func.count(ahead.id))
