@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from sqlalchemy import Select, func, select, text
@@ -52,6 +53,7 @@ class Page:
         return page_count(self.total, PAGE_SIZE)
 
 
+@functools.cache
 def enrolled_count_column():
     """How many are enrolled in each course, computed in the same query as the list."""
     return (
@@ -63,6 +65,7 @@ def enrolled_count_column():
     )
 
 
+@functools.cache
 def rating_columns():
     """Each course's average rating and number of ratings, in the same query as the list."""
     from app.models import Feedback
@@ -84,8 +87,15 @@ def listed(query: Select) -> list[Listed]:
 def listed_with(query: Select) -> list[tuple[Listed, tuple]]:
     """`listed` for a query that selects more after the course (the viewer's place in it): each
     course with those columns, read in the same statement so that they agree with its counts."""
+    return _run_listing(_with_listing(query))
+
+
+def _with_listing(query: Select) -> Select:
     query = query.add_columns(enrolled_count_column(), *rating_columns()).join(Course.teacher)
-    query = query.options(contains_eager(Course.teacher))
+    return query.options(contains_eager(Course.teacher))
+
+
+def _run_listing(query: Select) -> list[tuple[Listed, tuple]]:
     return [
         (
             Listed(course, enrolled, None if average is None else round(float(average), 1), count),
@@ -100,18 +110,24 @@ def is_listed():
     return Course.published & Course.archived_at.is_(None)
 
 
+@functools.cache
+def _catalogue_statements() -> tuple[Select, Select]:
+    """The catalogue's count and page, built once: statements are immutable, and building
+    these (the subqueries, the eager join) was a fifth of the catalogue's time."""
+    count = select(func.count()).select_from(Course).where(is_listed())
+    page = _with_listing(
+        select(Course).where(is_listed()).order_by(Course.created_at.desc(), Course.id.desc())
+    )
+    return count, page
+
+
 def catalogue(number: int) -> Page:
-    total = db.session.scalar(select(func.count()).select_from(Course).where(is_listed()))
+    count, page = _catalogue_statements()
+    total = db.session.scalar(count)
     pages = page_count(total, PAGE_SIZE)
     number = min(max(number, 1), pages)
-    query = (
-        select(Course)
-        .where(is_listed())
-        .order_by(Course.created_at.desc(), Course.id.desc())
-        .limit(PAGE_SIZE)
-        .offset((number - 1) * PAGE_SIZE)
-    )
-    return Page(listed(query), number, total)
+    query = page.limit(PAGE_SIZE).offset((number - 1) * PAGE_SIZE)
+    return Page([item for item, _ in _run_listing(query)], number, total)
 
 
 def can_manage(user: User, course: Course) -> bool:
