@@ -76,9 +76,8 @@ def room(room_id: int):
 @bp.post("/chat/<int:room_id>/messages")
 @login_required
 def post(room_id: int):
-    room, members = services.room_for(current_user.id, room_id)  # 404 before the input
-    services.refuse_if_archived(room)  # 403, whatever was typed
-    services.refuse_if_muted(room.id, current_user.id)
+    # 404 for a non-member, 403 for an archived course or a muted member, before the input
+    room, members = services.room_to_post_in(current_user.id, room_id)
     form = MessageForm()
     if not form.validate():
         return form_invalid("chat/room.html", form, **room_context(room, members, form))
