@@ -32,7 +32,7 @@ from pathlib import Path
 
 from alembic.script import ScriptDirectory
 from flask import Flask, current_app
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import Connection, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 from whoosh.filedb.filestore import FileStorage
 
@@ -67,6 +67,18 @@ def _script_directory(app: Flask) -> ScriptDirectory:
 
 def _database_url(app: Flask) -> str:
     return app.config["SQLALCHEMY_DATABASE_URI"]
+
+
+@contextlib.contextmanager
+def _connected(url: str) -> Iterator[Connection]:
+    """A connection of an engine of its own, in a transaction committed at the end: not the
+    app's pool, whose connections may predate a snapshot or a restore."""
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            yield connection
+    finally:
+        engine.dispose()
 
 
 def _revision(connection) -> str | None:
@@ -263,17 +275,13 @@ def _snapshot(app: Flask, work: Path, progress: Progress):
     # What the snapshot holds: read from the copy for SQLite; for PostgreSQL from the live
     # database, which may have gained rows since pg_dump's snapshot (extra files are harmless,
     # and the counts say "at least").
-    engine = create_engine(snapshot_url or _database_url(app))
-    try:
-        with engine.connect() as connection:
-            revision = _revision(connection)
-            counts = {
-                table: connection.execute(text(f'SELECT count(*) FROM "{table}"')).scalar()  # noqa: S608
-                for table in sorted(inspect(connection).get_table_names())
-            }
-            stored = list(connection.execute(text("SELECT stored_name FROM materials")).scalars())
-    finally:
-        engine.dispose()
+    with _connected(snapshot_url or _database_url(app)) as connection:
+        revision = _revision(connection)
+        counts = {
+            table: connection.execute(text(f'SELECT count(*) FROM "{table}"')).scalar()  # noqa: S608
+            for table in sorted(inspect(connection).get_table_names())
+        }
+        stored = list(connection.execute(text("SELECT stored_name FROM materials")).scalars())
     return target, kind, revision, counts, stored
 
 
@@ -286,12 +294,8 @@ def _pg_tool_matches(app: Flask, tool: str) -> None:
         )
     found = subprocess.run([tool, "--version"], capture_output=True, text=True).stdout  # noqa: S603
     tool_major = found.split()[-1].split(".")[0] if found else "?"
-    engine = create_engine(_database_url(app))
-    try:
-        with engine.connect() as connection:
-            server = connection.execute(text("SHOW server_version")).scalar() or ""
-    finally:
-        engine.dispose()
+    with _connected(_database_url(app)) as connection:
+        server = connection.execute(text("SHOW server_version")).scalar() or ""
     server_major = server.split(".")[0]
     if tool_major != server_major:
         raise BackupError(
@@ -354,26 +358,18 @@ def restore(archive_path: Path, force: bool = False, progress: Progress = print)
 def _forget_indexes(app: Flask) -> None:
     """The archive's list of search indexes is its server's, not this one's: an index it names
     would hold back the pruning of the feed here for ever. This server's registers itself."""
-    engine = create_engine(_database_url(app))
-    try:
-        with engine.begin() as connection:
-            connection.execute(text("DELETE FROM search_indexes"))
-    finally:
-        engine.dispose()
+    with _connected(_database_url(app)) as connection:
+        connection.execute(text("DELETE FROM search_indexes"))
 
 
 def _refuse_unless_empty(app: Flask, files_dir: Path) -> None:
-    engine = create_engine(_database_url(app))
-    try:
-        with engine.connect() as connection:
-            tables = set(inspect(connection).get_table_names())
-            rows = (
-                connection.execute(text("SELECT count(*) FROM users")).scalar()
-                if "users" in tables
-                else 0
-            )
-    finally:
-        engine.dispose()
+    with _connected(_database_url(app)) as connection:
+        tables = set(inspect(connection).get_table_names())
+        rows = (
+            connection.execute(text("SELECT count(*) FROM users")).scalar()
+            if "users" in tables
+            else 0
+        )
     if rows or any(files_dir.iterdir()):
         raise BackupError(
             "The database or the upload folder is not empty: restore into empty ones, or add "
@@ -466,12 +462,8 @@ def _restore_database(app: Flask, manifest: dict, work: Path) -> None:
     else:
         _pg_tool_matches(app, "pg_restore")
         plain = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        engine = create_engine(_database_url(app))
-        try:
-            with engine.begin() as connection:
-                connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public;"))
-        finally:
-            engine.dispose()
+        with _connected(_database_url(app)) as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public;"))
         result = subprocess.run(  # noqa: S603 - our own tool and URL
             [  # noqa: S607
                 "pg_restore",
