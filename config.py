@@ -26,6 +26,10 @@ class Config:
     SQLALCHEMY_DATABASE_URI = database_url(f"sqlite:///{INSTANCE_DIR / 'campus.db'}")
     SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
     REDIS_URL = os.environ.get("REDIS_URL") or None
+    # Rendered parts of pages kept in each worker (app/fragments.py): how many, and for how
+    # long at most (they go stale only if a worker dies between a commit and its bump).
+    FRAGMENT_ENTRIES = int(os.environ.get("FRAGMENT_ENTRIES") or 2000)
+    FRAGMENT_SECONDS = float(os.environ.get("FRAGMENT_SECONDS") or 300)
     SEARCH_INDEX_DIR = os.environ.get("SEARCH_INDEX_DIR") or str(BASE_DIR / "search_index")
     # The search feed (app/search/indexer.py): how long a request waits for its own change
     # to be findable, how often the indexer looks at the feed unprompted (changes made on

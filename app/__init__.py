@@ -94,9 +94,10 @@ def create_app(config: str | type[Config] | None = None, **overrides: object) ->
     register_security_headers(app)
     register_template_helpers(app)
 
-    from app import search
+    from app import fragments, search
 
     search.init_app(app)
+    fragments.init_app(app)
     return app
 
 

@@ -8,6 +8,7 @@ from app.models.feedback import Feedback
 from app.models.material import Material
 from app.models.notification import Notification, NotificationChoice, NotificationDigest
 from app.models.outbox import OutboxMessage
+from app.models.page_version import PageVersion
 from app.models.search import SearchChange, SearchIndexState
 from app.models.user import Role, User
 
@@ -27,6 +28,7 @@ __all__ = [
     "NotificationChoice",
     "NotificationDigest",
     "OutboxMessage",
+    "PageVersion",
     "Role",
     "SearchChange",
     "SearchIndexState",

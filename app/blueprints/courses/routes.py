@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from flask import flash, render_template, url_for
-from flask_login import current_user
+from dataclasses import dataclass
 
+from flask import flash, get_template_attribute, render_template, url_for
+from flask_login import current_user
+from markupsafe import Markup
+
+from app import fragments
 from app.blueprints.chat.services import course_room_id
 from app.blueprints.courses import bp, lifecycle, services
 from app.blueprints.courses.forms import CourseForm, DeleteCourseForm, TransferForm
 from app.blueprints.enrollments import services as enrolment
-from app.errors import InvalidInput
+from app.errors import InvalidInput, NotFound
 from app.models import Role
 from app.web import (
     add_errors,
@@ -23,8 +27,14 @@ from app.web import (
 
 @bp.get("/courses")
 def index():
-    page = services.catalogue(page_number())
-    return render_page_or_partial("courses/index.html", "courses/_list.html", page=page)
+    number = page_number()
+    listing = fragments.kept_template(
+        [fragments.CATALOGUE],
+        number,
+        "courses/_list.html",
+        lambda: {"page": services.catalogue(number)},
+    )
+    return render_page_or_partial("courses/index.html", "_kept.html", kept=listing)
 
 
 @bp.get("/courses/new")
@@ -56,8 +66,14 @@ def course_page(
     transfer_form: TransferForm | None = None,
 ):
     """The course page; for those who may, with the forms to delete it or hand it over."""
-    item, place = enrolment.course_page(current_user, course_id)
+    part = fragments.kept(
+        [fragments.course_scope(course_id)], ("course", course_id), lambda: page_part(course_id)
+    )
+    if part is None or not services.can_see(current_user, part.item.course):
+        raise NotFound("There is no such course.")
+    item = part.item
     is_student = current_user.is_authenticated and current_user.role == Role.STUDENT
+    place = enrolment.place_of(current_user, course_id) if is_student else enrolment.Place("none")
     if delete_form is None and lifecycle.may_delete(current_user, item.course):
         delete_form = DeleteCourseForm(formdata=None)
     if transfer_form is None and current_user.is_authenticated and current_user.is_admin:
@@ -65,6 +81,7 @@ def course_page(
     return render_template(
         "courses/detail.html",
         item=item,
+        part=part,
         place=place,
         is_student=is_student,
         chat_room_id=course_room_id(course_id),
@@ -125,6 +142,27 @@ def transfer(course_id: int):
     except InvalidInput as error:
         add_errors(form, error)
         return course_page(course_id, 422, transfer_form=form)
+
+
+@dataclass(frozen=True)
+class PagePart:
+    """What the course page shows every viewer: the course's facts and their rendered HTML."""
+
+    item: services.Listed
+    header: Markup
+    description: Markup
+
+
+def page_part(course_id: int) -> PagePart | None:
+    item = services.shown_course(course_id)
+    if item is None:
+        return None
+    macros = "courses/_header.html"
+    return PagePart(
+        item,
+        get_template_attribute(macros, "header")(item),
+        get_template_attribute(macros, "description")(item.course),
+    )
 
 
 def changed(change: lifecycle.Change):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Select, func, select, text
 from sqlalchemy.orm import contains_eager
@@ -128,6 +129,59 @@ def catalogue(number: int) -> Page:
     number = min(max(number, 1), pages)
     query = page.limit(PAGE_SIZE).offset((number - 1) * PAGE_SIZE)
     return Page([item for item, _ in _run_listing(query)], number, total)
+
+
+@dataclass(frozen=True)
+class TeacherShown:
+    username: str
+    display_name: str
+
+
+@dataclass(frozen=True)
+class CourseShown:
+    """A course as its page shows it to everyone, apart from the session: a worker keeps it
+    between requests (app/fragments.py) where a row object would expire or be changed."""
+
+    id: int
+    title: str
+    description: str
+    keywords: str
+    published: bool
+    archived_at: datetime | None
+    capacity: int | None
+    teacher_id: int
+    teacher: TeacherShown
+
+    is_archived = Course.is_archived
+    keyword_list = Course.keyword_list
+    seats_left = Course.seats_left
+
+    @classmethod
+    def of(cls, course: Course) -> CourseShown:
+        teacher = TeacherShown(course.teacher.username, course.teacher.display_name)
+        return cls(
+            course.id,
+            course.title,
+            course.description,
+            course.keywords,
+            course.published,
+            course.archived_at,
+            course.capacity,
+            course.teacher_id,
+            teacher,
+        )
+
+
+def shown_course(course_id: int) -> Listed | None:
+    """The course with its teacher, count and rating for its page, whoever looks; None if
+    there is no such course (who may see it is the caller's check)."""
+    found = listed(select(Course).where(Course.id == course_id))
+    if not found:
+        return None
+    item = found[0]
+    return Listed(
+        CourseShown.of(item.course), item.enrolled, item.rating_average, item.rating_count
+    )
 
 
 def can_manage(user: User, course: Course) -> bool:

@@ -1,0 +1,273 @@
+"""Rendered parts of pages that are the same for every viewer (the catalogue's list, a course's
+header), kept in each worker's memory under the versions of what they show.
+
+Every change to the rows a part shows bumps a version once it is committed, so the next request
+on any worker asks for a key it has not seen and renders afresh: a page is never older than the
+last committed change. This module is the one place that decides which rows each version
+follows (the session's flushes, below); a service only changes rows.
+
+- With REDIS_URL the versions are Redis counters, INCR'd after the commit (every worker of
+  every server reads the same ones).
+- Without it they are rows of `page_versions`, bumped in the changing transaction itself, so
+  the version and the rows it stands for become visible together. A bump sets the version to
+  the larger of one more and the time in microseconds: a restored database never brings back a
+  version that a worker's memory holds for something else.
+
+If the versions cannot be read (Redis down), pages are rendered as if nothing were kept.
+Entries also expire after `FRAGMENT_SECONDS`, a bound on what a lost bump (a worker killed
+between its commit and its INCR) could leave behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import TypeVar
+
+from flask import Flask, current_app, has_app_context, render_template
+from markupsafe import Markup
+from sqlalchemy import event, inspect, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from app.extensions import db
+from app.models import Course, Enrollment, Feedback, PageVersion, User
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+CATALOGUE = "catalogue"  # the catalogue's pages: every listed course, its seats and rating
+EVERYTHING = "all"  # a bulk statement changed rows we cannot name: every part is old
+PENDING, COMMITTED, TEACHERS = "campus.pages.pending", "campus.pages.committed", "campus.pages.t"
+USER_SHOWN = ("username", "full_name", "erased_at", "deactivated_at")  # display_name
+_listening = False
+
+
+def course_scope(course_id: int) -> str:
+    """A course's own page: its fields, seats, rating and teacher's name."""
+    return f"course:{course_id}"
+
+
+class Fragments:
+    """One worker's kept parts: at most `size` of them, the least recently used dropped."""
+
+    def __init__(self, redis_url: str | None, size: int, seconds: float) -> None:
+        self.redis = None
+        if redis_url:
+            import redis
+
+            self.redis = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+        self.size, self.seconds = size, seconds
+        self._kept: OrderedDict[Hashable, tuple[float, object]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def versions(self, scopes: Sequence[str]) -> tuple[int, ...] | None:
+        if self.redis is None:
+            found = dict(
+                db.session.execute(
+                    select(PageVersion.scope, PageVersion.version).where(
+                        PageVersion.scope.in_(scopes)
+                    )
+                ).all()
+            )
+            return tuple(found.get(scope, 0) for scope in scopes)
+        import redis
+
+        try:
+            values = self.redis.mget([f"campus:page:{scope}" for scope in scopes])
+        except redis.RedisError as error:
+            log.warning("page versions unreadable, rendering afresh: %s", error)
+            return None
+        return tuple(int(value or 0) for value in values)
+
+    def get(self, key: Hashable) -> object | None:
+        with self._lock:
+            found = self._kept.get(key)
+            if found is None or found[0] < time.monotonic():
+                self.misses += 1
+                return None
+            self._kept.move_to_end(key)
+            self.hits += 1
+            return found[1]
+
+    def put(self, key: Hashable, value: object) -> None:
+        with self._lock:
+            self._kept[key] = (time.monotonic() + self.seconds, value)
+            self._kept.move_to_end(key)
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+
+    def bump_after_commit(self, scopes: Iterable[str]) -> None:
+        import redis
+
+        try:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for scope in sorted(scopes):
+                    pipe.incr(f"campus:page:{scope}")
+                pipe.execute()
+        except redis.RedisError:
+            log.exception("page versions not bumped (kept parts expire on their own)")
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["campus.fragments"] = Fragments(
+        app.config.get("REDIS_URL"), app.config["FRAGMENT_ENTRIES"], app.config["FRAGMENT_SECONDS"]
+    )
+    _listen()
+
+
+def kept(scopes: Sequence[str], key: Hashable, make: Callable[[], T]) -> T:
+    """`make()`'s value, from this worker's memory when nothing in `scopes` changed since it
+    was kept. `make` must give the same for every viewer."""
+    fragments: Fragments = current_app.extensions["campus.fragments"]
+    versions = fragments.versions((EVERYTHING, *scopes))
+    if versions is None:
+        return make()
+    full_key = (key, versions)
+    value = fragments.get(full_key)
+    if value is None:
+        value = make()
+        fragments.put(full_key, value)
+    return value  # type: ignore[return-value]
+
+
+def kept_template(
+    scopes: Sequence[str], key: Hashable, template: str, context: Callable[[], dict]
+) -> Markup:
+    """A template rendered for every viewer, kept; `context()` runs only when it is not."""
+    return kept(
+        scopes,
+        (template, key),
+        # Our own template's output, escaped as it rendered: safe to include as it is.
+        lambda: Markup(render_template(template, **context())),  # noqa: S704
+    )
+
+
+# What each change bumps. -------------------------------------------------------------------
+
+
+def _pending(session: Session) -> set[str]:
+    return session.info.setdefault(PENDING, set())
+
+
+def _changed(obj, fields: Sequence[str]) -> bool:
+    state = inspect(obj)
+    return any(state.attrs[name].history.has_changes() for name in fields)
+
+
+def _course_ids(obj, field: str = "course_id") -> list[int]:
+    """The course, and for a row moved to another course both (what it was and is now)."""
+    return [value for value in inspect(obj).attrs[field].history.sum() if value is not None] or [
+        getattr(obj, field)
+    ]
+
+
+def _after_flush(session: Session, flush_context) -> None:
+    scopes = _pending(session)
+    for obj in (*session.new, *session.dirty, *session.deleted):
+        if isinstance(obj, Course):
+            if obj in session.dirty and not session.is_modified(obj):
+                continue
+            scopes.update((CATALOGUE, course_scope(obj.id)))
+        elif isinstance(obj, Enrollment | Feedback):
+            if obj in session.dirty and not _changed(
+                obj, ("status", "course_id") if isinstance(obj, Enrollment) else ("rating",)
+            ):
+                continue
+            scopes.add(CATALOGUE)
+            scopes.update(course_scope(course_id) for course_id in _course_ids(obj))
+        elif isinstance(obj, User) and obj not in session.new:
+            if obj in session.deleted:
+                scopes.update((CATALOGUE, EVERYTHING))  # their courses may have gone with them
+            elif _changed(obj, USER_SHOWN):
+                session.info.setdefault(TEACHERS, set()).add(obj.id)  # their courses' pages
+
+
+def _bulk(orm_execute_state) -> None:
+    """An UPDATE or DELETE statement (not a flush) on rows a part shows: which rows is not
+    known here, so every part is old."""
+    if not (orm_execute_state.is_update or orm_execute_state.is_delete):
+        return
+    mapper = orm_execute_state.bind_mapper
+    if mapper is not None and mapper.class_ in (Course, Enrollment, Feedback, User):
+        _pending(orm_execute_state.session).update((CATALOGUE, EVERYTHING))
+
+
+def _before_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return
+    session.flush()
+    teachers = session.info.pop(TEACHERS, None)
+    scopes = session.info.get(PENDING)
+    if teachers:
+        scopes = _pending(session)
+        scopes.add(CATALOGUE)
+        courses = session.scalars(select(Course.id).where(Course.teacher_id.in_(teachers)))
+        scopes.update(course_scope(course_id) for course_id in courses)
+    if not scopes or not has_app_context():
+        return
+    fragments = current_app.extensions.get("campus.fragments")
+    if fragments is None or fragments.redis is not None:
+        return  # bumped after the commit
+    _bump_in(session, scopes)
+
+
+def _bump_in(session: Session, scopes: set[str]) -> None:
+    """Each scope's row set to max(version + 1, now in microseconds), inserted if missing."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    now = int(time.time() * 1_000_000)
+    statement = insert(PageVersion).values([{"scope": s, "version": now} for s in sorted(scopes)])
+    bigger = (db.func.greatest if dialect == "postgresql" else db.func.max)(
+        PageVersion.version + 1, statement.excluded.version
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[PageVersion.scope], set_={"version": bigger}
+        )
+    )
+
+
+def _after_commit(session: Session) -> None:
+    scopes = session.info.pop(PENDING, None)
+    if scopes:
+        session.info.setdefault(COMMITTED, set()).update(scopes)
+
+
+def _after_transaction_end(session: Session, transaction) -> None:
+    if transaction.parent is not None:
+        return
+    scopes = session.info.pop(COMMITTED, None)
+    if not scopes or not has_app_context():
+        return
+    fragments = current_app.extensions.get("campus.fragments")
+    if fragments is not None and fragments.redis is not None:
+        fragments.bump_after_commit(scopes)
+
+
+def _after_rollback(session: Session) -> None:
+    if session.in_nested_transaction():
+        return
+    for key in (PENDING, COMMITTED, TEACHERS):
+        session.info.pop(key, None)
+
+
+def _listen() -> None:
+    global _listening
+    if _listening:
+        return
+    event.listen(Session, "after_flush", _after_flush)
+    event.listen(Session, "do_orm_execute", _bulk)
+    event.listen(Session, "before_commit", _before_commit)
+    event.listen(Session, "after_commit", _after_commit)
+    event.listen(Session, "after_transaction_end", _after_transaction_end)
+    event.listen(Session, "after_rollback", _after_rollback)
+    _listening = True

@@ -1,0 +1,162 @@
+"""The parts of the catalogue and the course page that every viewer sees alike are rendered once
+and kept in each worker's memory (app/fragments.py). After any change they show, the next
+request shows it on every worker: here two app instances over one database, each with its own
+memory, as two gunicorn workers are (with Redis in CI's second pass, the database otherwise)."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from flask import Flask
+
+from app import create_app
+from app.extensions import db
+from tests.conftest import PASSWORD, CampusClient
+
+COURSE_FORM = {
+    "title": "Tide Pools",
+    "description": "Life between the tides.",
+    "keywords": "biology",
+    "capacity": "3",
+    "published": "y",
+}
+
+
+@pytest.fixture
+def other_worker(app: Flask):
+    other = create_app(
+        "testing",
+        SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"],
+        UPLOAD_DIR=app.config["UPLOAD_DIR"],
+        SEARCH_INDEXER=False,
+    )
+    other.test_client_class = CampusClient
+    yield other
+    with other.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
+def teacher(make_user):
+    return make_user("tina", role="teacher", full_name="Tina Teacher")
+
+
+@pytest.fixture
+def course(make_course, teacher):
+    return make_course(teacher, title="Tide Pools", capacity=3)
+
+
+@pytest.fixture
+def pages(client, other_worker, course):
+    """Each worker's catalogue and course page, read now: `pages()` is a list of four HTML
+    texts. The first call also fills both workers' memories."""
+
+    def read() -> list[str]:
+        found = []
+        for worker in (client, other_worker.test_client()):
+            for path in ("/courses", f"/courses/{course.id}"):
+                response = worker.get(path)
+                assert response.status_code == 200, path
+                found.append(response.get_data(as_text=True))
+        return found
+
+    read()
+    return read
+
+
+def signed_in(app: Flask, user) -> CampusClient:
+    other = app.test_client()
+    response = other.post_form("/auth/login", {"login": user.username, "password": PASSWORD})
+    assert response.status_code == 303
+    return other
+
+
+def seats(html: str) -> list[str]:
+    return re.findall(r'data-seats-left="(\d+)"', html)
+
+
+def test_a_course_edit_shows_on_both_workers(pages, client, login_as, teacher, course):
+    assert all("Tide Pools" in html for html in pages())
+    login_as(teacher)
+    form = COURSE_FORM | {"title": "Rock Pools"}
+    assert client.post_form(f"/courses/{course.id}/edit", form).status_code == 303
+    for html in pages():
+        assert "Rock Pools" in html and "Tide Pools" not in html
+
+
+def test_publishing_shows_on_both_workers(client, other_worker, login_as, make_course, teacher):
+    draft = make_course(teacher, title="Night Sky", published=False)
+    workers = (client, other_worker.test_client())
+
+    def listed() -> list[bool]:
+        return ["Night Sky" in worker.get("/courses").get_data(as_text=True) for worker in workers]
+
+    assert listed() == [False, False]
+    login_as(teacher)
+    form = COURSE_FORM | {"title": "Night Sky"}
+    assert client.post_form(f"/courses/{draft.id}/edit", form).status_code == 303
+    assert listed() == [True, True]
+    form.pop("published")  # back to a draft
+    assert client.post_form(f"/courses/{draft.id}/edit", form).status_code == 303
+    assert listed() == [False, False]
+
+
+def test_a_kept_draft_stays_its_owners(
+    client, other_worker, login_as, make_course, teacher, make_user
+):
+    """The owner's view fills the worker's memory with the draft's page; a student on that
+    worker still finds nothing, and sees none of the owner's buttons on a published course."""
+    draft = make_course(teacher, title="Night Sky", published=False)
+    course = make_course(teacher, title="Day Sky")
+    owner = signed_in(other_worker, teacher)
+    assert owner.get(f"/courses/{draft.id}").status_code == 200
+    page = owner.get(f"/courses/{course.id}").get_data(as_text=True)
+    assert "Edit course" in page and 'data-enrollment="' not in page
+    student = signed_in(other_worker, make_user("sam"))
+    assert student.get(f"/courses/{draft.id}").status_code == 404
+    page = student.get(f"/courses/{course.id}").get_data(as_text=True)
+    assert "Edit course" not in page and 'data-enrollment="none"' in page
+    assert client.get(f"/courses/{draft.id}").status_code == 404  # anonymous, the other worker
+
+
+def test_enrol_and_withdraw_show_on_both_workers(pages, client, login_as, make_user, course):
+    assert all(seats(html) == ["3"] for html in pages())
+    login_as(make_user("sam"))
+    assert client.post_form(f"/courses/{course.id}/enroll").status_code == 303
+    assert all(seats(html) == ["2"] for html in pages())
+    assert client.post_form(f"/courses/{course.id}/withdraw").status_code == 303
+    assert all(seats(html) == ["3"] for html in pages())
+
+
+def test_a_rating_shows_on_both_workers(pages, client, login_as, make_user, course):
+    from app.blueprints.enrollments import services as enrolment
+
+    sam = make_user("sam")
+    enrolment.enroll(sam, course.id)
+    assert all("data-average-rating" not in html for html in pages())
+    login_as(sam)
+    response = client.post_form(f"/courses/{course.id}/feedback", {"rating": "4", "comment": ""})
+    assert response.status_code == 303
+    for html in pages():
+        assert 'data-average-rating="4.0"' in html and 'data-rating-count="1"' in html
+
+
+def test_a_teachers_rename_shows_on_both_workers(pages, client, login_as, teacher):
+    login_as(teacher)
+    form = {"full_name": "Tina Marsh", "email": teacher.email, "bio": ""}
+    assert client.post_form("/profile/edit", form).status_code == 303
+    for html in pages():
+        assert "Tina Marsh" in html and "Tina Teacher" not in html
+
+
+def test_a_material_upload_shows_on_both_workers(client, other_worker, login_as, teacher, course):
+    path = f"/courses/{course.id}/materials"
+    login_as(teacher)
+    workers = (client, signed_in(other_worker, teacher))
+    assert all("week-one.txt" not in worker.get(path).get_data(as_text=True) for worker in workers)
+    data = {"file": [(io.BytesIO(b"Read chapter one."), "week-one.txt")]}
+    response = client.post_form(path, data, content_type="multipart/form-data")
+    assert response.status_code == 303
+    assert all("week-one.txt" in worker.get(path).get_data(as_text=True) for worker in workers)
