@@ -196,9 +196,11 @@ def _after_flush(session: Session, flush_context) -> None:
 
 
 def _bulk(orm_execute_state) -> None:
-    """An UPDATE or DELETE statement (not a flush) on rows a part shows: which rows is not
+    """An INSERT, UPDATE or DELETE statement (not a flush) on rows a part shows: which rows is not
     known here, so every part is old."""
-    if not (orm_execute_state.is_update or orm_execute_state.is_delete):
+    if not (
+        orm_execute_state.is_update or orm_execute_state.is_delete or orm_execute_state.is_insert
+    ):
         return
     mapper = orm_execute_state.bind_mapper
     if mapper is not None and mapper.class_ in (Course, Enrollment, Feedback, User):

@@ -4,6 +4,7 @@ a writer that sends them, so that one tab that stops reading holds up nobody els
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import socket
@@ -91,6 +92,10 @@ class FrameWriter:
         if not self.lock.acquire(blocking=False):
             return False
         try:
+            # Once the socket is closed its number is free, and the next connection accepted
+            # gets it: a frame written to the old number would reach a stranger's page.
+            if self._fd is None or self.sock.fileno() != self._fd:
+                raise OSError(errno.EBADF, "the socket is closed")
             written = os.write(self._fd, data)
         except BlockingIOError:
             return False
@@ -100,6 +105,14 @@ class FrameWriter:
             return True
         finally:
             self.lock.release()
+
+    def retire(self) -> None:
+        """The socket's own thread is done with it: never write to its number again."""
+        self._fd = None
+
+    def close(self) -> None:
+        self._fd = None
+        self.sock.close()
 
     def flush(self) -> None:
         with self.lock:
@@ -191,6 +204,8 @@ class Connection:
         if not self._started:  # the hub on its own: written here
             return self._write_one(item)
         with self._state:
+            if self._closing or self._stopped:  # stopped while this waited for the lock
+                return False
             if not self._outbox and self._writer is None:
                 try:
                     taken = self.ws.sock.try_send(item.frame)
@@ -232,6 +247,8 @@ class Connection:
             self._stopped = True
             self._outbox.clear()
             writer = self._writer
+            if isinstance(self.ws.sock, FrameWriter):
+                self.ws.sock.retire()
         if writer is not None and writer is not threading.current_thread():
             writer.join(timeout=2 * WRITE_STEP)
 

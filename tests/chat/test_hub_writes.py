@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 
+import pytest
 from wsproto.frame_protocol import FrameProtocol, Opcode
 
 from app.live.hub import Connection, FrameWriter, text_frame
@@ -118,3 +119,37 @@ def test_frames_queued_behind_a_full_socket_arrive_in_order_once_it_reads_again(
     assert connection.behind() > 0  # the socket's buffers filled: the rest waits in the queue
     assert read_frames(client, len(sent)) == sent
     connection.stop()
+
+
+def test_a_closed_sockets_number_given_to_another_connection_is_never_written():
+    """Once a tab's socket is closed, the next connection accepted may get its number: a
+    frame sent to the old socket must fail, not land in the stranger's connection."""
+    server, client = pair()
+    writer = FrameWriter(server)
+    number = server.fileno()
+    server.close()
+    stranger, stranger_client = pair()  # the lowest free numbers: the one just freed
+    assert number in (stranger.fileno(), stranger_client.fileno())
+    try:
+        with pytest.raises(OSError):
+            writer.try_send(text_frame("<p>for the old tab only</p>"))
+        for end in (stranger, stranger_client):
+            end.setblocking(False)
+            with pytest.raises(BlockingIOError):
+                end.recv(1024)
+    finally:
+        for end in (client, stranger, stranger_client):
+            end.close()
+
+
+def test_a_stopped_connection_takes_no_more_frames():
+    server, client = pair()
+    connection = Connection(Tab(server), user_id=1)
+    connection.start()
+    connection.stop()
+    assert connection.send("<p>late</p>") is False
+    client.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        client.recv(1024)
+    server.close()
+    client.close()
