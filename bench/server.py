@@ -11,6 +11,7 @@ import time
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -46,15 +47,16 @@ def migrate(env: dict[str, str]) -> None:
 
 
 @contextmanager
-def gunicorn(app: str, env: dict[str, str], ready_path: str = "/"):
-    """gunicorn with the settings of gunicorn.conf.py, answering on a free port."""
+def gunicorn(app: str, env: dict[str, str], ready_path: str = "/", log: IO | None = None):
+    """gunicorn with the settings of gunicorn.conf.py, answering on a free port; its output
+    goes to `log` when given (a file), else to this process's."""
     port = free_port()
     command = [
         sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py"),
         "--bind", f"127.0.0.1:{port}", "--access-logfile", "/dev/null",
         "--log-level", "warning", app,
     ]  # fmt: skip
-    server = subprocess.Popen(command, cwd=ROOT, env=env)
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
