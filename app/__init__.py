@@ -128,6 +128,7 @@ def configure_logging(app: Flask) -> None:
 
 
 def configure_login(app: Flask) -> None:
+    from app.blueprints.notifications.services import load_with_unread_count
     from app.models import User
     from app.web import is_htmx
 
@@ -144,7 +145,7 @@ def configure_login(app: Flask) -> None:
         user_id, _, version = (whole_number(part) for part in token.partition(":"))
         if user_id is None or version is None:
             return None
-        user = db.session.get(User, user_id)
+        user = load_with_unread_count(user_id)
         if user is None or user.session_version != version or not user.is_active:
             return None
         return user

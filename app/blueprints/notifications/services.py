@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from flask import current_app, has_request_context, request, url_for
+from flask import current_app, g, has_app_context, has_request_context, request, url_for
 from itsdangerous import BadData, URLSafeSerializer
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Select, and_, bindparam, event, func, select, update
+from sqlalchemy.orm import Session
 
 from app import mail
 from app.after_commit import pending, when_committed
@@ -21,6 +23,7 @@ from app.web import page_count
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 20
+UNREAD = "campus_unread"  # in `g`: each person's unread count, read with them this request
 
 # The kinds of mail one may choose, and the notifications each covers (by their `kind`).
 KINDS = {
@@ -275,11 +278,58 @@ def push_badges(user_ids: set[int]) -> None:
         live().publish([user_id], html)
 
 
+@functools.cache
+def _signed_in_statement() -> Select:
+    unread = (
+        select(func.count(Notification.id))
+        .where(Notification.user_id == User.id, Notification.read_at.is_(None))
+        .correlate(User)
+        .scalar_subquery()
+    )
+    return select(User, unread).where(User.id == bindparam("user_id"))
+
+
+def load_with_unread_count(user_id: int) -> User | None:
+    """The signed-in person and their unread count for the header's badge, in one statement
+    built once: every signed-in page's first query (a third of the time of two)."""
+    row = db.session.execute(_signed_in_statement(), {"user_id": user_id}).first()
+    if row is None:
+        return None
+    g.setdefault(UNREAD, {})[row[0].id] = row[1]
+    return row[0]
+
+
 def unread_count(user: User) -> int:
+    known = g.get(UNREAD, {}) if has_app_context() else {}
+    if user.id in known:
+        return known[user.id]
     query = select(func.count()).where(
         Notification.user_id == user.id, Notification.read_at.is_(None)
     )
     return db.session.scalar(query.select_from(Notification))
+
+
+def _forget_unread_counts() -> None:
+    if has_app_context():
+        g.pop(UNREAD, None)
+
+
+@event.listens_for(Session, "after_flush")
+def _notifications_flushed(session: Session, flush_context) -> None:
+    """A notification written, read or removed in this request: the count read with the
+    person is old, and the badge counts again."""
+    changed = (*session.new, *session.dirty, *session.deleted)
+    if any(isinstance(obj, Notification) for obj in changed):
+        _forget_unread_counts()
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _notifications_changed(state) -> None:
+    if state.is_select:
+        return
+    mapper = state.bind_mapper
+    if mapper is not None and mapper.class_ is Notification:
+        _forget_unread_counts()
 
 
 def unread(user: User, limit: int = 5) -> list[Notification]:
