@@ -228,18 +228,20 @@ def _before_commit(session: Session) -> None:
 
 def _bump_in(session: Session, scopes: set[str]) -> None:
     """Each scope's row set to max(version + 1, now in microseconds), inserted if missing."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     now = int(time.time() * 1_000_000)
-    statement = insert(PageVersion).values([{"scope": s, "version": now} for s in sorted(scopes)])
+    rows = [{"scope": scope, "version": now} for scope in sorted(scopes)]
+    session.connection().execute(_bump_statement(session.get_bind().dialect.name), rows)
+
+
+@functools.cache
+def _bump_statement(dialect: str):
+    """The upsert, built once per dialect (building it was a millisecond of each enrolment)."""
+    table = PageVersion.__table__
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
     bigger = (db.func.greatest if dialect == "postgresql" else db.func.max)(
-        PageVersion.version + 1, statement.excluded.version
+        table.c.version + 1, statement.excluded.version
     )
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[PageVersion.scope], set_={"version": bigger}
-        )
-    )
+    return statement.on_conflict_do_update(index_elements=[table.c.scope], set_={"version": bigger})
 
 
 def _after_commit(session: Session) -> None:
