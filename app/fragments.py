@@ -61,7 +61,8 @@ def _versions_statement() -> Select:
 
 
 class Fragments:
-    """One worker's kept parts: at most `size` of them, the least recently used dropped."""
+    """One worker's kept parts, each as of the versions it was made at: at most `size` of
+    them, the least recently used dropped."""
 
     def __init__(self, redis_url: str | None, size: int, seconds: float) -> None:
         self.redis = None
@@ -70,7 +71,7 @@ class Fragments:
 
             self.redis = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
         self.size, self.seconds = size, seconds
-        self._kept: OrderedDict[Hashable, tuple[float, object]] = OrderedDict()
+        self._kept: OrderedDict[Hashable, tuple[tuple[int, ...], float, object]] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
@@ -88,22 +89,28 @@ class Fragments:
             return None
         return tuple(int(value or 0) for value in values)
 
-    def get(self, key: Hashable) -> object | None:
+    def get(self, key: Hashable, versions: tuple[int, ...]) -> object | None:
         with self._lock:
             found = self._kept.get(key)
-            if found is None or found[0] < time.monotonic():
+            if found is None or found[0] != versions or found[1] < time.monotonic():
                 self.misses += 1
                 return None
             self._kept.move_to_end(key)
             self.hits += 1
-            return found[1]
+            return found[2]
 
-    def put(self, key: Hashable, value: object) -> None:
+    def put(self, key: Hashable, versions: tuple[int, ...], value: object) -> None:
+        """Keep `value` for `key` as of `versions`, in place of what it held before: only the
+        newest of each part stays (a school day's enrolments would otherwise fill the memory
+        with old catalogue pages until the oldest were dropped)."""
         with self._lock:
-            self._kept[key] = (time.monotonic() + self.seconds, value)
+            self._kept[key] = (versions, time.monotonic() + self.seconds, value)
             self._kept.move_to_end(key)
             while len(self._kept) > self.size:
                 self._kept.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._kept)
 
     def clear(self) -> None:
         with self._lock:
@@ -135,11 +142,10 @@ def kept(scopes: Sequence[str], key: Hashable, make: Callable[[], T]) -> T:
     versions = fragments.versions((EVERYTHING, *scopes))
     if versions is None:
         return make()
-    full_key = (key, versions)
-    value = fragments.get(full_key)
+    value = fragments.get(key, versions)
     if value is None:
         value = make()
-        fragments.put(full_key, value)
+        fragments.put(key, versions, value)
     return value  # type: ignore[return-value]
 
 

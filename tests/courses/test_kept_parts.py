@@ -111,11 +111,16 @@ def test_a_kept_draft_stays_its_owners(
     draft = make_course(teacher, title="Night Sky", published=False)
     course = make_course(teacher, title="Day Sky")
     owner = signed_in(other_worker, teacher)
-    assert owner.get(f"/courses/{draft.id}").status_code == 200
+    drafts = [
+        f"/courses/{draft.id}",
+        f"/courses/{draft.id}/feedback",
+        f"/courses/{draft.id}/materials",
+    ]
+    assert [owner.get(path).status_code for path in drafts] == [200, 200, 200]
     page = owner.get(f"/courses/{course.id}").get_data(as_text=True)
     assert "Edit course" in page and 'data-enrollment="' not in page
     student = signed_in(other_worker, make_user("sam"))
-    assert student.get(f"/courses/{draft.id}").status_code == 404
+    assert [student.get(path).status_code for path in drafts] == [404, 404, 404]
     page = student.get(f"/courses/{course.id}").get_data(as_text=True)
     assert "Edit course" not in page and 'data-enrollment="none"' in page
     assert client.get(f"/courses/{draft.id}").status_code == 404  # anonymous, the other worker
@@ -160,3 +165,14 @@ def test_a_material_upload_shows_on_both_workers(client, other_worker, login_as,
     response = client.post_form(path, data, content_type="multipart/form-data")
     assert response.status_code == 303
     assert all("week-one.txt" in worker.get(path).get_data(as_text=True) for worker in workers)
+
+
+def test_a_worker_keeps_only_the_newest_of_each_part(app, client, make_course, teacher):
+    """A busy day bumps the catalogue with every enrolment: the worker's memory holds one
+    catalogue page however many versions it went through, not one per version."""
+    kept = app.extensions["campus.fragments"]
+    kept.clear()
+    for n in range(5):
+        make_course(teacher, title=f"Course {n}")
+        assert f"Course {n}" in client.get("/courses").get_data(as_text=True)
+    assert len(kept) == 1

@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import Select, func, select, text
 from sqlalchemy.orm import contains_eager
 
+from app import fragments
 from app.blueprints.notifications.services import notify
 from app.errors import InvalidInput, NotAllowed, NotFound
 from app.extensions import db
@@ -182,6 +183,18 @@ def shown_course(course_id: int) -> Listed | None:
     return Listed(
         CourseShown.of(item.course), item.enrolled, item.rating_average, item.rating_count
     )
+
+
+def seen_course(user: User, course_id: int) -> Listed:
+    """`visible_course` for pages that only read the course (its feedback, its materials):
+    the facts every viewer's pages share, kept by the worker until the course changes
+    (app/fragments.py), so nothing is queried for them when nothing changed."""
+    item = fragments.kept(
+        [fragments.course_scope(course_id)], ("facts", course_id), lambda: shown_course(course_id)
+    )
+    if item is None or not can_see(user, item.course):
+        raise NotFound("There is no such course.")
+    return item
 
 
 def can_manage(user: User, course: Course) -> bool:

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
 
-from app.blueprints.courses.services import can_manage, refuse_if_archived, visible_course
+from app.blueprints.courses.services import can_manage, refuse_if_archived, seen_course
 from app.blueprints.notifications.services import notify
 from app.errors import NotAllowed, NotFound
 from app.extensions import db
@@ -83,7 +83,7 @@ def entries(course_id: int, number: int, sort: str) -> Page:
 
 def readable_course(user: User, course_id: int):
     """Anyone signed in reads a published course's feedback; a draft's only its owner."""
-    return visible_course(user, course_id)
+    return seen_course(user, course_id)
 
 
 def mine(user: User, course_id: int) -> Feedback | None:

@@ -10,7 +10,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import FileStorage
 
-from app.blueprints.courses.services import can_manage, changeable_course, visible_course
+from app.blueprints.courses.services import (
+    CourseShown,
+    can_manage,
+    changeable_course,
+    seen_course,
+)
 from app.blueprints.materials import storage
 from app.blueprints.notifications.services import notify
 from app.errors import InvalidInput, NotAllowed, NotFound, UnsupportedType
@@ -37,14 +42,14 @@ def may_view(user: User, course: Course) -> bool:
     )
 
 
-def viewable_course(user: User, course_id: int) -> Course:
-    course = visible_course(user, course_id).course  # a draft: 404
+def viewable_course(user: User, course_id: int) -> CourseShown:
+    course = seen_course(user, course_id).course  # a draft: 404
     if not may_view(user, course):
         raise NotAllowed("Materials are for the students enrolled in this course.")
     return course
 
 
-def listing(user: User, course_id: int) -> tuple[Course, list[Material]]:
+def listing(user: User, course_id: int) -> tuple[CourseShown, list[Material]]:
     """The current version of each file; for the course's teacher and admins each also
     carries its earlier versions (`material.history`), loaded in the same round of queries."""
     course = viewable_course(user, course_id)
