@@ -16,7 +16,7 @@ from app.extensions import db
 log = logging.getLogger(__name__)
 
 PENDING, COMMITTED = "campus.pending", "campus.committed"
-Handler = Callable[[set[int]], None]
+Handler = Callable[[set], None]
 _handlers: dict[str, Handler] = {}
 
 
@@ -30,10 +30,10 @@ def when_committed(name: str) -> Callable[[Handler], Handler]:
     return register
 
 
-def pending(name: str) -> set[int]:
-    """The ids `name` gathers in the current transaction (begun now if there is none, so
-    that its commit or rollback decides); add to it."""
-    session = db.session()
+def pending(name: str, session: Session | None = None) -> set:
+    """The ids (or keys) `name` gathers in the current transaction of `session` (the app's by
+    default; begun now if there is none, so that its commit or rollback decides); add to it."""
+    session = session or db.session()
     if not session.in_transaction():
         session.begin()
     return session.info.setdefault(PENDING, {}).setdefault(name, set())

@@ -34,6 +34,7 @@ from sqlalchemy import Select, bindparam, event, inspect, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from app.after_commit import PENDING, pending, when_committed
 from app.extensions import db
 from app.models import Course, Enrollment, Feedback, PageVersion, User
 
@@ -42,7 +43,8 @@ T = TypeVar("T")
 
 CATALOGUE = "catalogue"  # the catalogue's pages: every listed course, its seats and rating
 EVERYTHING = "all"  # a bulk statement changed rows we cannot name: every part is old
-PENDING, COMMITTED, TEACHERS = "campus.pages.pending", "campus.pages.committed", "campus.pages.t"
+PAGES = "pages"  # the scopes a transaction bumps, gathered through app/after_commit.py
+TEACHER = "teacher:"  # a renamed person: their courses' scopes, found just before the commit
 USER_SHOWN = ("username", "full_name", "erased_at", "deactivated_at")  # display_name
 _listening = False
 
@@ -73,7 +75,6 @@ class Fragments:
         self.size, self.seconds = size, seconds
         self._kept: OrderedDict[Hashable, tuple[tuple[int, ...], float, object]] = OrderedDict()
         self._lock = threading.Lock()
-        self.hits = self.misses = 0
 
     def versions(self, scopes: Sequence[str]) -> tuple[int, ...] | None:
         if self.redis is None:
@@ -93,10 +94,8 @@ class Fragments:
         with self._lock:
             found = self._kept.get(key)
             if found is None or found[0] != versions or found[1] < time.monotonic():
-                self.misses += 1
                 return None
             self._kept.move_to_end(key)
-            self.hits += 1
             return found[2]
 
     def put(self, key: Hashable, versions: tuple[int, ...], value: object) -> None:
@@ -165,7 +164,7 @@ def kept_template(
 
 
 def _pending(session: Session) -> set[str]:
-    return session.info.setdefault(PENDING, set())
+    return pending(PAGES, session)
 
 
 def _changed(obj, fields: Sequence[str]) -> bool:
@@ -181,7 +180,7 @@ def _course_ids(obj, field: str = "course_id") -> list[int]:
 
 
 def _after_flush(session: Session, flush_context) -> None:
-    scopes = _pending(session)
+    scopes: set[str] = set()
     for obj in (*session.new, *session.dirty, *session.deleted):
         if isinstance(obj, Course):
             if obj in session.dirty and not session.is_modified(obj):
@@ -198,7 +197,9 @@ def _after_flush(session: Session, flush_context) -> None:
             if obj in session.deleted:
                 scopes.update((CATALOGUE, EVERYTHING))  # their courses may have gone with them
             elif _changed(obj, USER_SHOWN):
-                session.info.setdefault(TEACHERS, set()).add(obj.id)  # their courses' pages
+                scopes.add(f"{TEACHER}{obj.id}")  # their courses' pages
+    if scopes:
+        _pending(session).update(scopes)
 
 
 def _bulk(orm_execute_state) -> None:
@@ -214,22 +215,22 @@ def _bulk(orm_execute_state) -> None:
 
 
 def _before_commit(session: Session) -> None:
+    """A renamed person's courses become scopes; without Redis every scope is bumped here, in
+    the transaction (with Redis, after the commit: `_bump_after_commit`)."""
     if session.in_nested_transaction():
         return
     session.flush()
-    teachers = session.info.pop(TEACHERS, None)
-    scopes = session.info.get(PENDING)
-    if teachers:
-        scopes = _pending(session)
+    scopes = session.info.get(PENDING, {}).get(PAGES)
+    if not scopes:
+        return
+    if teachers := {int(s.removeprefix(TEACHER)) for s in scopes if s.startswith(TEACHER)}:
+        scopes.difference_update(f"{TEACHER}{teacher}" for teacher in teachers)
         scopes.add(CATALOGUE)
         courses = session.scalars(select(Course.id).where(Course.teacher_id.in_(teachers)))
         scopes.update(course_scope(course_id) for course_id in courses)
-    if not scopes or not has_app_context():
-        return
-    fragments = current_app.extensions.get("campus.fragments")
-    if fragments is None or fragments.redis is not None:
-        return  # bumped after the commit
-    _bump_in(session, scopes)
+    fragments = current_app.extensions.get("campus.fragments") if has_app_context() else None
+    if fragments is not None and fragments.redis is None:
+        _bump_in(session, scopes)
 
 
 def _bump_in(session: Session, scopes: set[str]) -> None:
@@ -250,28 +251,11 @@ def _bump_statement(dialect: str):
     return statement.on_conflict_do_update(index_elements=[table.c.scope], set_={"version": bigger})
 
 
-def _after_commit(session: Session) -> None:
-    scopes = session.info.pop(PENDING, None)
-    if scopes:
-        session.info.setdefault(COMMITTED, set()).update(scopes)
-
-
-def _after_transaction_end(session: Session, transaction) -> None:
-    if transaction.parent is not None:
-        return
-    scopes = session.info.pop(COMMITTED, None)
-    if not scopes or not has_app_context():
-        return
-    fragments = current_app.extensions.get("campus.fragments")
+@when_committed(PAGES)
+def _bump_after_commit(scopes: set[str]) -> None:
+    fragments = current_app.extensions.get("campus.fragments") if has_app_context() else None
     if fragments is not None and fragments.redis is not None:
         fragments.bump_after_commit(scopes)
-
-
-def _after_rollback(session: Session) -> None:
-    if session.in_nested_transaction():
-        return
-    for key in (PENDING, COMMITTED, TEACHERS):
-        session.info.pop(key, None)
 
 
 def _listen() -> None:
@@ -281,7 +265,4 @@ def _listen() -> None:
     event.listen(Session, "after_flush", _after_flush)
     event.listen(Session, "do_orm_execute", _bulk)
     event.listen(Session, "before_commit", _before_commit)
-    event.listen(Session, "after_commit", _after_commit)
-    event.listen(Session, "after_transaction_end", _after_transaction_end)
-    event.listen(Session, "after_rollback", _after_rollback)
     _listening = True
