@@ -165,8 +165,10 @@ def test_an_empty_index_is_rebuilt_at_start(app, make_course):
         assert find("geology") == [course.id]
 
 
-def test_a_broken_index_falls_back_to_sql_until_the_indexer_repairs_it(own_index, make_course):
-    course = make_course(title="Geology", description="Rocks 100% of the time")
+def test_a_broken_index_falls_back_to_sql_until_the_indexer_repairs_it(own_index, make_user,
+                                                                        make_course):  # fmt: skip
+    teacher = make_user("tina", role="teacher")
+    course = make_course(teacher, title="Geology", description="Rocks 100% of the time")
     indexer = own_index.extensions["campus.search"].indexer
     indexer.stop()  # held still while the broken index is looked at; it repairs it below
     client = own_index.test_client()
@@ -181,7 +183,7 @@ def test_a_broken_index_falls_back_to_sql_until_the_indexer_repairs_it(own_index
     assert health.json["status"] == "degraded" and health.json["search"].startswith("error")
     # A change while the index is broken does not fail the request (nor wait for the indexer).
     search.do_not_wait()
-    make_course(title="Volcanology")
+    make_course(teacher, title="Volcanology")
     indexer.start()  # the indexer finds the index gone and rebuilds it from the database
     deadline = time.monotonic() + 10
     while client.get("/healthz").status_code != 200 and time.monotonic() < deadline:
@@ -191,10 +193,14 @@ def test_a_broken_index_falls_back_to_sql_until_the_indexer_repairs_it(own_index
     assert "simpler mode" not in client.get("/search/courses?q=geol").text
 
 
-def test_user_search_falls_back_too(app, client, make_user, login_as):
-    login_as(make_user("tina", role="teacher"))
+def test_user_search_falls_back_too(own_index, make_user):
+    teacher = make_user("tina", role="teacher")
     make_user("lena", full_name="Lena Fischer")
-    shutil.rmtree(os.path.realpath(os.path.join(app.config["SEARCH_INDEX_DIR"], "current")))
+    own_index.extensions["campus.search"].indexer.stop()  # no repair while the test looks
+    client = own_index.test_client()
+    login = client.post_form("/auth/login", {"login": teacher.username, "password": PASSWORD})
+    assert login.status_code == 303
+    shutil.rmtree(os.path.realpath(os.path.join(own_index.config["SEARCH_INDEX_DIR"], "current")))
     response = client.get("/search/users?q=fisch")
     assert usernames(response) == ["lena"] and "simpler mode" in response.text
     assert usernames(client.get("/search/users?role=teacher")) == ["tina"]
