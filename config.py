@@ -68,7 +68,6 @@ class Config:
     RATELIMIT_STORAGE_URI = REDIS_URL or "memory://"
     # Exact windows: "10 in 5 seconds" never lets 20 through across a window's edge.
     RATELIMIT_STRATEGY = "moving-window"
-    RATELIMIT_HEADERS_ENABLED = True
     RATELIMIT_KEY_PREFIX = "campus"
     # A whole school may sign in from one address (its NAT) at nine o'clock: the per-address
     # limit is generous and stops floods; the per-account lockout stops guessing.

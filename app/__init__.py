@@ -11,7 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import live, mail
+from app import live, mail, signing
 from app.extensions import csrf, db, limiter, login_manager, migrate, sock
 from app.forms import whole_number
 from config import CONFIGS, Config
@@ -49,6 +49,7 @@ def create_app(config: str | type[Config] | None = None, **overrides: object) ->
     db.init_app(app)
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path), "migrations"))
     csrf.init_app(app)
+    signing.init_app(app)
     limiter.init_app(app)
     sock.init_app(app)
     configure_login(app)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import unicodedata
 
+from flask import current_app, has_request_context
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, SelectField, StringField, TextAreaField, ValidationError
 
+from app.signing import csrf_token
 from app.timezones import DEFAULT_ZONE, is_zone, zone_names
 
 LINE_BREAKS = {"\n", "\r"}
@@ -48,6 +50,11 @@ def whole_number(text: str, max_digits: int = 15) -> int | None:
 
 class BaseForm(FlaskForm):
     """A FlaskForm that holds every text field to `text_problem` (DESIGN.md "Security")."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        if has_request_context() and current_app.config.get("WTF_CSRF_ENABLED", True):
+            csrf_token()  # made the quicker way; Flask-WTF's form then finds it in `g`
+        super().__init__(*args, **kwargs)
 
     def validate(self, extra_validators=None) -> bool:
         valid = super().validate(extra_validators)

@@ -26,13 +26,13 @@ from flask import (
 )
 from flask_limiter.util import get_remote_address
 from flask_login import current_user, login_required
-from flask_wtf.csrf import generate_csrf
 from limits import parse_many
 from werkzeug.routing import IntegerConverter
 
 from app.errors import InvalidInput, NotAllowed, Throttled
 from app.extensions import limiter
 from app.forms import whole_number
+from app.signing import csrf_token
 
 log = logging.getLogger(__name__)
 
@@ -232,11 +232,11 @@ def cached_for_visitors(view: Callable) -> Callable:
                 g.pop("csrf_token", None)
             page = response.get_data(as_text=True)
             if response.status_code != 200 or response.mimetype != "text/html":
-                response.set_data(page.replace(TOKEN_PLACEHOLDER, generate_csrf()))
+                response.set_data(page.replace(TOKEN_PLACEHOLDER, csrf_token()))
                 return response
             if len(cache) < PAGE_CACHE_SIZE:
                 cache[key] = page
-        response = Response(page.replace(TOKEN_PLACEHOLDER, generate_csrf()), mimetype="text/html")
+        response = Response(page.replace(TOKEN_PLACEHOLDER, csrf_token()), mimetype="text/html")
         response.vary.add("HX-Request")
         return response
 
