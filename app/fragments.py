@@ -134,9 +134,15 @@ def init_app(app: Flask) -> None:
     _listen()
 
 
-def kept(scopes: Sequence[str], key: Hashable, make: Callable[[], T]) -> T:
+def kept(
+    scopes: Sequence[str],
+    key: Hashable,
+    make: Callable[[], T],
+    keep: Callable[[T], bool] | None = None,
+) -> T:
     """`make()`'s value, from this worker's memory when nothing in `scopes` changed since it
-    was kept. `make` must give the same for every viewer."""
+    was kept. `make` must give the same for every viewer; a value `keep` refuses is returned
+    but not kept (an error page)."""
     fragments: Fragments = current_app.extensions["campus.fragments"]
     versions = fragments.versions((EVERYTHING, *scopes))
     if versions is None:
@@ -144,7 +150,8 @@ def kept(scopes: Sequence[str], key: Hashable, make: Callable[[], T]) -> T:
     value = fragments.get(key, versions)
     if value is None:
         value = make()
-        fragments.put(key, versions, value)
+        if keep is None or keep(value):
+            fragments.put(key, versions, value)
     return value  # type: ignore[return-value]
 
 

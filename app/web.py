@@ -8,9 +8,9 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import wraps
+from functools import partial, wraps
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -203,14 +203,37 @@ def form_invalid(template: str, invalid: Any, error: InvalidInput | None = None,
     return render_template(template, **context), 422
 
 
-# The signed-out pages (front page, sign-in, register) are the same for every visitor but for
-# the CSRF token, and they are what bots and crowds on the first day of term hit. They are
-# rendered once with a placeholder token, kept per process, and sent with the visitor's token.
+# The signed-out pages (front page, sign-in, register, the catalogue, a course) are the same for
+# every visitor but for the CSRF token, and they are what bots and crowds on the first day of
+# term hit. They are rendered once with a placeholder token, kept per process, and sent with the
+# visitor's token.
 TOKEN_PLACEHOLDER = f"csrf-placeholder-{secrets.token_hex(16)}"
 PAGE_CACHE_SIZE = 64
 
 
-def cached_for_visitors(view: Callable) -> Callable:
+def cached_for_visitors(
+    view: Callable | None = None, *, scopes: Callable[..., Sequence[str]] | None = None
+) -> Callable:
+    """Keep the view's signed-out page. Without `scopes` the page never changes while the
+    process runs (it shows no rows); with them (a function of the view's arguments naming the
+    versions the page follows, app/fragments.py) it is kept under those versions, so the next
+    request after a change renders it afresh. Only a 200 HTML page is kept."""
+    if view is None:
+        return partial(cached_for_visitors, scopes=scopes)
+
+    def render(args: tuple, kwargs: dict) -> str | Response:
+        """The page with the placeholder token, or the response itself when it is no page."""
+        g.csrf_token = TOKEN_PLACEHOLDER  # what csrf_token() returns for this rendering
+        try:
+            response = current_app.make_response(view(*args, **kwargs))
+        finally:
+            g.pop("csrf_token", None)
+        page = response.get_data(as_text=True)
+        if response.status_code != 200 or response.mimetype != "text/html":
+            response.set_data(page.replace(TOKEN_PLACEHOLDER, csrf_token()))
+            return response
+        return page
+
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any):
         app = current_app
@@ -221,21 +244,25 @@ def cached_for_visitors(view: Callable) -> Callable:
             or "_flashes" in session
         ):
             return view(*args, **kwargs)
-        cache: dict[tuple, str] = app.extensions.setdefault("campus.visitor_pages", {})
         key = (request.path, request.query_string, is_htmx())
-        page = cache.get(key)
-        if page is None:
-            g.csrf_token = TOKEN_PLACEHOLDER  # what Flask-WTF's csrf_token() returns this request
-            try:
-                response = app.make_response(view(*args, **kwargs))
-            finally:
-                g.pop("csrf_token", None)
-            page = response.get_data(as_text=True)
-            if response.status_code != 200 or response.mimetype != "text/html":
-                response.set_data(page.replace(TOKEN_PLACEHOLDER, csrf_token()))
-                return response
-            if len(cache) < PAGE_CACHE_SIZE:
-                cache[key] = page
+        if scopes is not None:
+            from app import fragments
+
+            page = fragments.kept(
+                scopes(*args, **kwargs),
+                ("visitor", *key),
+                lambda: render(args, kwargs),
+                keep=lambda value: isinstance(value, str),
+            )
+        else:
+            cache: dict[tuple, str] = app.extensions.setdefault("campus.visitor_pages", {})
+            page = cache.get(key)
+            if page is None:
+                page = render(args, kwargs)
+                if isinstance(page, str) and len(cache) < PAGE_CACHE_SIZE:
+                    cache[key] = page
+        if not isinstance(page, str):
+            return page
         response = Response(page.replace(TOKEN_PLACEHOLDER, csrf_token()), mimetype="text/html")
         response.vary.add("HX-Request")
         return response

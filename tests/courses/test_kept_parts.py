@@ -50,12 +50,14 @@ def course(make_course, teacher):
 
 @pytest.fixture
 def pages(client, other_worker, course):
-    """Each worker's catalogue and course page, read now: `pages()` is a list of four HTML
-    texts. The first call also fills both workers' memories."""
+    """Each worker's catalogue and course page, read now by the test's client (signed in once
+    the test signs in) and by a visitor on each worker (their whole page is kept): a list of
+    six HTML texts. The first call also fills both workers' memories."""
 
     def read() -> list[str]:
         found = []
-        for worker in (client, other_worker.test_client()):
+        visitors = (client.application.test_client(), other_worker.test_client())
+        for worker in (client, *visitors):
             for path in ("/courses", f"/courses/{course.id}"):
                 response = worker.get(path)
                 assert response.status_code == 200, path
@@ -175,4 +177,19 @@ def test_a_worker_keeps_only_the_newest_of_each_part(app, client, make_course, t
     for n in range(5):
         make_course(teacher, title=f"Course {n}")
         assert f"Course {n}" in client.get("/courses").get_data(as_text=True)
-    assert len(kept) == 1
+    assert len(kept) == 2  # the list, and the whole page as a visitor sees it
+
+
+def test_a_visitors_kept_page_carries_their_own_token_and_its_htmx_part_is_kept_apart(
+    app, make_course, teacher
+):
+    make_course(teacher, title="Tide Pools")
+    first, second = app.test_client(), app.test_client()
+    pages = [visitor.get("/courses").get_data(as_text=True) for visitor in (first, second)]
+    tokens = [re.search(r'name="csrf-token" content="([^"]+)"', page).group(1) for page in pages]
+    assert tokens[0] != tokens[1] and "placeholder" not in "".join(tokens)
+    assert pages[0].replace(tokens[0], "") == pages[1].replace(tokens[1], "")
+    part = second.get("/courses", headers={"HX-Request": "true"})
+    assert "Tide Pools" in part.text and "<html" not in part.text
+    assert "HX-Request" in part.headers["Vary"]
+    assert "<html" in second.get("/courses").text

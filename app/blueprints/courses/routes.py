@@ -17,6 +17,7 @@ from app.errors import InvalidInput, NotFound
 from app.models import Role
 from app.web import (
     add_errors,
+    cached_for_visitors,
     form_invalid,
     page_number,
     redirect_303,
@@ -26,6 +27,7 @@ from app.web import (
 
 
 @bp.get("/courses")
+@cached_for_visitors(scopes=lambda: [fragments.CATALOGUE])
 def index():
     number = page_number()
     listing = fragments.kept_template(
@@ -55,6 +57,7 @@ def create():
 
 
 @bp.get("/courses/<int:course_id>")
+@cached_for_visitors(scopes=lambda course_id: [fragments.course_scope(course_id)])
 def detail(course_id: int):
     return course_page(course_id)
 
