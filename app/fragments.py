@@ -11,7 +11,9 @@ follows (the session's flushes, below); a service only changes rows.
 - Without it they are rows of `page_versions`, bumped in the changing transaction itself, so
   the version and the rows it stands for become visible together. A bump sets the version to
   the larger of one more and the time in microseconds: a restored database never brings back a
-  version that a worker's memory holds for something else.
+  version that a worker's memory holds for something else. On SQLite a worker reads them on
+  a connection of its own, and again only once SQLite says something was committed
+  (`SqliteVersions`); on PostgreSQL through the request's session.
 
 If the versions cannot be read (Redis down), pages are rendered as if nothing were kept.
 Entries also expire after `FRAGMENT_SECONDS`, a bound on what a lost bump (a worker killed
@@ -22,6 +24,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import sqlite3
 import threading
 import time
 from collections import OrderedDict
@@ -30,7 +34,7 @@ from typing import TypeVar
 
 from flask import Flask, current_app, has_app_context, render_template
 from markupsafe import Markup
-from sqlalchemy import Select, bindparam, event, inspect, select
+from sqlalchemy import Select, bindparam, event, inspect, make_url, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -62,21 +66,83 @@ def _versions_statement() -> Select:
     return select(PageVersion.scope, PageVersion.version).where(PageVersion.scope.in_(wanted))
 
 
+class SqliteVersions:
+    """The versions of a SQLite database, read on a connection of their own that only reads,
+    and remembered until SQLite's `data_version` says another connection committed.
+
+    Through the request's session a read cost a kept page a third of its time (the pool's
+    check-out, the statement, the session's teardown); `PRAGMA data_version` is answered from
+    the connection's own state, and changes whenever any connection, of this process or
+    another, commits to the file. A commit between the pragma and the read is seen at the next
+    request, whose pragma differs. Opened lazily in each process: a worker forks after the app
+    is made. (`flask restore` writes into the file through SQLite, which the pragma sees.)"""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._connection: sqlite3.Connection | None = None
+        self._pid: int | None = None
+        self._data_version: int | None = None
+        self._known: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._connection is None or self._pid != os.getpid():
+            self._connection = sqlite3.connect(self.path, check_same_thread=False)
+            self._pid, self._data_version = os.getpid(), None
+        return self._connection
+
+    def read(self, scopes: Sequence[str]) -> tuple[int, ...]:
+        with self._lock:
+            connection = self._connect()
+            (data_version,) = connection.execute("PRAGMA data_version").fetchone()
+            if data_version != self._data_version:
+                self._known.clear()
+                self._data_version = data_version
+            if missing := [scope for scope in scopes if scope not in self._known]:
+                marks = ",".join("?" * len(missing))
+                rows = connection.execute(
+                    f"SELECT scope, version FROM page_versions WHERE scope IN ({marks})",  # noqa: S608 - only placeholders
+                    missing,
+                )
+                found = dict(rows.fetchall())
+                self._known.update((scope, found.get(scope, 0)) for scope in missing)
+            return tuple(self._known[scope] for scope in scopes)
+
+
+def _sqlite_path(app: Flask) -> str | None:
+    """The database file when it is a SQLite file another connection can open, else None."""
+    url = make_url(str(app.config["SQLALCHEMY_DATABASE_URI"]))
+    if url.get_backend_name() != "sqlite" or url.query.get("uri"):
+        return None
+    if not url.database or url.database == ":memory:":
+        return None
+    return url.database
+
+
 class Fragments:
     """One worker's kept parts, each as of the versions it was made at: at most `size` of
     them, the least recently used dropped."""
 
-    def __init__(self, redis_url: str | None, size: int, seconds: float) -> None:
+    def __init__(
+        self, redis_url: str | None, size: int, seconds: float, sqlite_path: str | None = None
+    ) -> None:
         self.redis = None
         if redis_url:
             import redis
 
             self.redis = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+        self.sqlite = SqliteVersions(sqlite_path) if sqlite_path and not redis_url else None
         self.size, self.seconds = size, seconds
         self._kept: OrderedDict[Hashable, tuple[tuple[int, ...], float, object]] = OrderedDict()
         self._lock = threading.Lock()
 
     def versions(self, scopes: Sequence[str]) -> tuple[int, ...] | None:
+        if self.sqlite is not None:
+            try:
+                return self.sqlite.read(scopes)
+            except sqlite3.Error as error:  # no file yet, a table not migrated
+                log.warning("page versions unreadable, rendering afresh: %s", error)
+                return None
         if self.redis is None:
             rows = db.session.connection().execute(_versions_statement(), {"scopes": scopes})
             found = dict(rows.all())
@@ -129,7 +195,10 @@ class Fragments:
 
 def init_app(app: Flask) -> None:
     app.extensions["campus.fragments"] = Fragments(
-        app.config.get("REDIS_URL"), app.config["FRAGMENT_ENTRIES"], app.config["FRAGMENT_SECONDS"]
+        app.config.get("REDIS_URL"),
+        app.config["FRAGMENT_ENTRIES"],
+        app.config["FRAGMENT_SECONDS"],
+        _sqlite_path(app),
     )
     _listen()
 

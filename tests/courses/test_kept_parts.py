@@ -193,3 +193,30 @@ def test_a_visitors_kept_page_carries_their_own_token_and_its_htmx_part_is_kept_
     assert "Tide Pools" in part.text and "<html" not in part.text
     assert "HX-Request" in part.headers["Vary"]
     assert "<html" in second.get("/courses").text
+
+
+def test_sqlite_versions_follow_every_commit_and_a_replaced_file(app, tmp_path):
+    """Without Redis on SQLite the versions are read on a connection of their own and kept
+    until SQLite's data_version moves: a commit by any other connection (another worker, a
+    command) is seen at the next read."""
+    import sqlite3
+
+    from app.fragments import SqliteVersions
+
+    if app.extensions["campus.fragments"].sqlite is None:
+        pytest.skip("the versions are in Redis or PostgreSQL in this run")
+    path = tmp_path / "versions.db"
+    with sqlite3.connect(path) as setup:
+        setup.execute("PRAGMA journal_mode=WAL")
+        setup.execute("CREATE TABLE page_versions (scope TEXT PRIMARY KEY, version INTEGER)")
+        setup.execute("INSERT INTO page_versions VALUES ('catalogue', 1)")
+    versions = SqliteVersions(str(path))
+    assert versions.read(["catalogue", "course:1"]) == (1, 0)
+    writer = sqlite3.connect(path)
+    with writer:
+        writer.execute("UPDATE page_versions SET version = 2 WHERE scope = 'catalogue'")
+    assert versions.read(["catalogue", "course:1"]) == (2, 0)
+    with writer:
+        writer.execute("INSERT INTO page_versions VALUES ('course:1', 5)")
+    assert versions.read(["catalogue", "course:1"]) == (2, 5)
+    writer.close()
