@@ -99,4 +99,6 @@ def csrf_token() -> str:
 
 def init_app(app: Flask) -> None:
     app.session_interface = CookieSessions()
-    app.jinja_env.globals["csrf_token"] = csrf_token  # in place of Flask-WTF's, after its init
+    # In place of Flask-WTF's, registered after its own (the later context processor wins).
+    app.jinja_env.globals["csrf_token"] = csrf_token
+    app.context_processor(lambda: {"csrf_token": csrf_token})

@@ -87,7 +87,7 @@ def course_page(
         part=part,
         place=place,
         is_student=is_student,
-        chat_room_id=course_room_id(course_id),
+        chat_room_id=part.room_id,
         delete_form=delete_form,
         transfer_form=transfer_form,
     ), status
@@ -154,6 +154,7 @@ class PagePart:
     item: services.Listed
     header: Markup
     description: Markup
+    room_id: int | None  # the class chat's, made with the course and never changed
 
 
 def page_part(course_id: int) -> PagePart | None:
@@ -165,6 +166,7 @@ def page_part(course_id: int) -> PagePart | None:
         item,
         get_template_attribute(macros, "header")(item),
         get_template_attribute(macros, "description")(item.course),
+        course_room_id(course_id),
     )
 
 

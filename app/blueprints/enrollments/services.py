@@ -8,7 +8,7 @@ import io
 import re
 from dataclasses import dataclass, field
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Select, bindparam, case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased, contains_eager
 
@@ -90,12 +90,20 @@ def course_page(viewer: User, course_id: int) -> tuple[Listed, Place]:
     return item, Place(status or "none", position)
 
 
+@functools.cache
+def _place_statement() -> Select:
+    """Built once: a course page asks it at every request, and building it (its cache key
+    included) cost more than running it."""
+    return select(Enrollment.status, waitlist_position_column()).where(
+        Enrollment.course_id == bindparam("course_id"),
+        Enrollment.student_id == bindparam("student_id"),
+    )
+
+
 def _place_of(student_id: int, course_id: int) -> Place:
     """The student's status and waitlist number, from one statement so that they agree."""
     row = db.session.execute(
-        select(Enrollment.status, waitlist_position_column()).where(
-            Enrollment.course_id == course_id, Enrollment.student_id == student_id
-        )
+        _place_statement(), {"course_id": course_id, "student_id": student_id}
     ).first()
     return Place("none") if row is None else Place(row.status, row.position)
 
