@@ -236,6 +236,30 @@ def kept_template(
     )
 
 
+def kept_each(
+    items: Sequence[T],
+    scope: Callable[[T], str],
+    key: Callable[[T], Hashable],
+    template: str,
+    context: Callable[[T], dict],
+) -> list[Markup]:
+    """`template` rendered for each of `items` (a course card each), every one kept under its
+    own scope: the versions of all are read at once, and only the parts not kept are rendered."""
+    fragments: Fragments = current_app.extensions["campus.fragments"]
+    versions = fragments.versions((EVERYTHING, *(scope(item) for item in items))) if items else ()
+    parts = []
+    for index, item in enumerate(items):
+        these = (versions[0], versions[index + 1]) if versions else None
+        part = fragments.get((template, key(item)), these) if these else None
+        if part is None:
+            # Our own template's output, escaped as it rendered: safe to include as it is.
+            part = Markup(render_template(template, **context(item)))  # noqa: S704
+            if these:
+                fragments.put((template, key(item)), these, part)
+        parts.append(part)
+    return parts
+
+
 # What each change bumps. -------------------------------------------------------------------
 
 

@@ -220,3 +220,40 @@ def test_sqlite_versions_follow_every_commit_and_a_replaced_file(app, tmp_path):
         writer.execute("INSERT INTO page_versions VALUES ('course:1', 5)")
     assert versions.read(["catalogue", "course:1"]) == (2, 5)
     writer.close()
+
+
+def test_dashboard_cards_show_each_change_on_both_workers(
+    client, other_worker, login_as, make_user, teacher, course
+):
+    """A student's dashboard keeps each course's card: an edit, another student's enrolment
+    (the seats), a rating and the teacher's rename show on the next request on both workers."""
+    from app.blueprints.enrollments import services as enrolment
+
+    sam, ann = make_user("sam"), make_user("ann")
+    enrolment.enroll(sam, course.id)
+    dashboards = (signed_in(client.application, sam), signed_in(other_worker, sam))
+
+    def cards() -> list[str]:
+        found = []
+        for dashboard in dashboards:
+            page = dashboard.get("/dashboard")
+            assert page.status_code == 200
+            text = page.text  # the cards, not the notifications that name the course too
+            found.append(text[text.index('id="enrolled"') : text.index('id="notifications"')])
+        return found
+
+    assert all("Tide Pools" in html and seats(html) == ["2"] for html in cards())
+    login_as(teacher)
+    form = COURSE_FORM | {"title": "Rock Pools"}
+    assert client.post_form(f"/courses/{course.id}/edit", form).status_code == 303
+    assert all("Rock Pools" in html and "Tide Pools" not in html for html in cards())
+    enrolment.enroll(ann, course.id)
+    assert all(seats(html) == ["1"] for html in cards())
+    login_as(ann)
+    response = client.post_form(f"/courses/{course.id}/feedback", {"rating": "5", "comment": ""})
+    assert response.status_code == 303
+    assert all('data-average-rating="5.0"' in html for html in cards())
+    login_as(teacher)
+    form = {"full_name": "Tina Marsh", "email": teacher.email, "bio": ""}
+    assert client.post_form("/profile/edit", form).status_code == 303
+    assert all("Tina Marsh" in html and "Tina Teacher" not in html for html in cards())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import jsonify, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
+from app import fragments
 from app.blueprints.main import bp, services
 from app.web import cached_for_visitors
 
@@ -20,7 +21,20 @@ def home():
 @bp.get("/dashboard")
 @login_required
 def dashboard():
-    return render_template("main/dashboard.html", **services.dashboard(current_user))
+    shown = services.dashboard(current_user)
+    mine = shown["mine"]
+    waiting = [item for item, _ in mine.waitlisted]
+    items = [*shown["taught"], *mine.enrolled, *waiting, *shown["past"]]
+    unique = list({item.course.id: item for item in items}.values())  # each card kept apart
+    cards = fragments.kept_each(
+        unique,
+        lambda item: fragments.course_scope(item.course.id),
+        lambda item: item.course.id,
+        "courses/_card.html",
+        lambda item: {"item": item},
+    )
+    by_course = {item.course.id: card for item, card in zip(unique, cards, strict=True)}
+    return render_template("main/dashboard.html", cards=by_course, **shown)
 
 
 @bp.get("/healthz")
