@@ -44,6 +44,7 @@ from app.models import Course, Enrollment, Feedback, PageVersion, User
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
 
 CATALOGUE = "catalogue"  # the catalogue's pages: every listed course, its seats and rating
 EVERYTHING = "all"  # a bulk statement changed rows we cannot name: every part is old
@@ -237,27 +238,32 @@ def kept_template(
 
 
 def kept_each(
-    items: Sequence[T],
-    scope: Callable[[T], str],
-    key: Callable[[T], Hashable],
+    keys: Sequence[K],
+    scope: Callable[[K], str],
     template: str,
-    context: Callable[[T], dict],
-) -> list[Markup]:
-    """`template` rendered for each of `items` (a course card each), every one kept under its
-    own scope: the versions of all are read at once, and only the parts not kept are rendered."""
+    contexts: Callable[[list[K]], dict[K, dict]],
+) -> dict[K, Markup]:
+    """`template` rendered for each of `keys` (a course card each), every one kept under its
+    own scope: the versions of all are read at once, and `contexts` is asked once, for the
+    contexts of the parts not kept (a key it leaves out is gone meanwhile and left out)."""
     fragments: Fragments = current_app.extensions["campus.fragments"]
-    versions = fragments.versions((EVERYTHING, *(scope(item) for item in items))) if items else ()
-    parts = []
-    for index, item in enumerate(items):
+    versions = fragments.versions((EVERYTHING, *(scope(key) for key in keys))) if keys else ()
+    found: dict[K, Markup] = {}
+    missing: dict[K, tuple[int, int] | None] = {}
+    for index, key in enumerate(keys):
         these = (versions[0], versions[index + 1]) if versions else None
-        part = fragments.get((template, key(item)), these) if these else None
+        part = fragments.get((template, key), these) if these else None
         if part is None:
+            missing[key] = these
+        else:
+            found[key] = part
+    if missing:
+        for key, context in contexts(list(missing)).items():
             # Our own template's output, escaped as it rendered: safe to include as it is.
-            part = Markup(render_template(template, **context(item)))  # noqa: S704
-            if these:
-                fragments.put((template, key(item)), these, part)
-        parts.append(part)
-    return parts
+            found[key] = part = Markup(render_template(template, **context))  # noqa: S704
+            if missing[key] is not None:
+                fragments.put((template, key), missing[key], part)
+    return found
 
 
 # What each change bumps. -------------------------------------------------------------------

@@ -331,7 +331,13 @@ def _apply(course: Course, draft: CourseDraft) -> None:
     course.published = draft.published
 
 
-def taught_by(user: User) -> list[Listed]:
-    """Every course the user teaches, archived ones included (the dashboard sorts them)."""
-    query = select(Course).where(Course.teacher_id == user.id).order_by(Course.created_at.desc())
-    return listed(query)
+def taught_ids(user: User) -> list[tuple[int, bool]]:
+    """Every course the user teaches, newest first, with whether it is archived."""
+    query = select(Course.id, Course.archived_at.is_not(None)).where(Course.teacher_id == user.id)
+    return [tuple(row) for row in db.session.execute(query.order_by(Course.created_at.desc()))]
+
+
+def listed_by_id(course_ids: list[int]) -> dict[int, Listed]:
+    """`listed` for these courses, by id."""
+    items = listed(select(Course).where(Course.id.in_(course_ids)))
+    return {item.course.id: item for item in items}

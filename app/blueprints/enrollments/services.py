@@ -474,22 +474,26 @@ def remove_student(teacher: User, course_id: int, username: str) -> str:
 
 
 @dataclass(frozen=True)
-class StudentCourses:
-    enrolled: list[Listed]
-    waitlisted: list[tuple[Listed, int]]  # with the student's number on the waitlist
+class CoursePlace:
+    course_id: int
+    archived: bool
+    status: str
+    position: int | None
 
 
-def courses_of(student: User) -> StudentCourses:
-    """The courses a student is enrolled in or waiting for, with counts and waitlist numbers,
-    all from one statement: a promotion while the page loads moves a course from one list to
-    the other as a whole, never half."""
-    rows = listed_with(
-        select(Course, Enrollment.status, waitlist_position_column())
+def places_in_courses(student: User) -> list[CoursePlace]:
+    """The student's place in each course they are enrolled in or waiting for, by title, from
+    one statement: a promotion while the page loads moves a course from one list to the other
+    as a whole, never half."""
+    rows = db.session.execute(
+        select(
+            Course.id,
+            Course.archived_at.is_not(None),
+            Enrollment.status,
+            waitlist_position_column(),
+        )
         .join(Enrollment, Enrollment.course_id == Course.id)
         .where(Enrollment.student_id == student.id)
         .order_by(Course.title, Course.id)
     )
-    return StudentCourses(
-        [item for item, (status, _) in rows if status == ENROLLED],
-        [(item, position) for item, (status, position) in rows if status == WAITLISTED],
-    )
+    return [CoursePlace(*row) for row in rows]

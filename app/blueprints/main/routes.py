@@ -21,20 +21,16 @@ def home():
 @bp.get("/dashboard")
 @login_required
 def dashboard():
-    shown = services.dashboard(current_user)
-    mine = shown["mine"]
-    waiting = [item for item, _ in mine.waitlisted]
-    items = [*shown["taught"], *mine.enrolled, *waiting, *shown["past"]]
-    unique = list({item.course.id: item for item in items}.values())  # each card kept apart
+    from app.blueprints.courses.services import listed_by_id
+
+    shown, unread = services.dashboard(current_user)
     cards = fragments.kept_each(
-        unique,
-        lambda item: fragments.course_scope(item.course.id),
-        lambda item: item.course.id,
+        shown.course_ids(),
+        fragments.course_scope,
         "courses/_card.html",
-        lambda item: {"item": item},
+        lambda missing: {key: {"item": item} for key, item in listed_by_id(missing).items()},
     )
-    by_course = {item.course.id: card for item, card in zip(unique, cards, strict=True)}
-    return render_template("main/dashboard.html", cards=by_course, **shown)
+    return render_template("main/dashboard.html", shown=shown, cards=cards, unread=unread)
 
 
 @bp.get("/healthz")

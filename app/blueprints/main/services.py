@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from flask import current_app
 from sqlalchemy import text
 
 from app.extensions import db
+from app.models import EnrollmentStatus
+
+ENROLLED, WAITLISTED = EnrollmentStatus.ENROLLED.value, EnrollmentStatus.WAITLISTED.value
 
 HealthCheck = Callable[[], str]
 
@@ -36,20 +40,39 @@ def health() -> tuple[dict[str, str], bool]:
     return {"status": "ok" if healthy else "degraded", **report}, healthy
 
 
-def dashboard(user) -> dict:
-    """What the dashboard shows, each list in one query whatever its length."""
-    from app.blueprints.courses.services import taught_by
-    from app.blueprints.enrollments.services import StudentCourses, courses_of
+@dataclass(frozen=True)
+class Dashboard:
+    """The courses of the dashboard by id, each list in the order it is shown; the cards are
+    kept apart (app/fragments.py), so the lists need only the ids."""
+
+    taught: list[int]
+    enrolled: list[int]
+    waitlisted: list[tuple[int, int]]  # with the student's number on the waitlist
+    past: list[int]  # archived: taught or enrolled in
+
+    def course_ids(self) -> list[int]:
+        waiting = [course_id for course_id, _ in self.waitlisted]
+        return list(dict.fromkeys([*self.taught, *self.enrolled, *waiting, *self.past]))
+
+
+def dashboard(user) -> tuple[Dashboard, list]:
+    """What the dashboard shows, each list in one query whatever its length; and the unread
+    notifications."""
+    from app.blueprints.courses.services import taught_ids
+    from app.blueprints.enrollments.services import places_in_courses
     from app.blueprints.notifications.services import unread
 
-    taught = taught_by(user) if user.is_teacher else []
-    mine = courses_of(user) if user.role == "student" else StudentCourses([], [])
+    taught = taught_ids(user) if user.is_teacher else []
+    places = places_in_courses(user) if user.role == "student" else []
+    enrolled = [place for place in places if place.status == ENROLLED]
     # Archived courses are "Past courses", apart from those running now.
-    return {
-        "taught": [item for item in taught if not item.course.is_archived],
-        "mine": StudentCourses(
-            [item for item in mine.enrolled if not item.course.is_archived], mine.waitlisted
-        ),
-        "past": [item for item in [*taught, *mine.enrolled] if item.course.is_archived],
-        "unread": unread(user),
-    }
+    shown = Dashboard(
+        taught=[course_id for course_id, archived in taught if not archived],
+        enrolled=[place.course_id for place in enrolled if not place.archived],
+        waitlisted=[
+            (place.course_id, place.position) for place in places if place.status == WAITLISTED
+        ],
+        past=[course_id for course_id, archived in taught if archived]
+        + [place.course_id for place in enrolled if place.archived],
+    )
+    return shown, unread(user)
