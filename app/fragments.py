@@ -49,7 +49,8 @@ K = TypeVar("K", bound=Hashable)
 CATALOGUE = "catalogue"  # the catalogue's pages: every listed course, its seats and rating
 EVERYTHING = "all"  # a bulk statement changed rows we cannot name: every part is old
 PAGES = "pages"  # the scopes a transaction bumps, gathered through app/after_commit.py
-TEACHER = "teacher:"  # a renamed person: their courses' scopes, found just before the commit
+TEACHER = "teacher:"  # a renamed person: the scopes of their courses and of the feedback they
+# wrote, found just before the commit
 USER_SHOWN = ("username", "full_name", "erased_at", "deactivated_at")  # display_name
 _listening = False
 
@@ -57,6 +58,11 @@ _listening = False
 def course_scope(course_id: int) -> str:
     """A course's own page: its fields, seats, rating and teacher's name."""
     return f"course:{course_id}"
+
+
+def feedback_scope(course_id: int) -> str:
+    """A course's feedback entries: ratings, comments, replies and their writers' names."""
+    return f"feedback:{course_id}"
 
 
 @functools.cache
@@ -293,6 +299,8 @@ def _after_flush(session: Session, flush_context) -> None:
                 continue
             scopes.update((CATALOGUE, course_scope(obj.id)))
         elif isinstance(obj, Enrollment | Feedback):
+            if isinstance(obj, Feedback) and (obj not in session.dirty or session.is_modified(obj)):
+                scopes.update(feedback_scope(course_id) for course_id in _course_ids(obj))
             if obj in session.dirty and not _changed(
                 obj, ("status", "course_id") if isinstance(obj, Enrollment) else ("rating",)
             ):
@@ -334,6 +342,10 @@ def _before_commit(session: Session) -> None:
         scopes.add(CATALOGUE)
         courses = session.scalars(select(Course.id).where(Course.teacher_id.in_(teachers)))
         scopes.update(course_scope(course_id) for course_id in courses)
+        rated = session.scalars(
+            select(Feedback.course_id).where(Feedback.student_id.in_(teachers)).distinct()
+        )
+        scopes.update(feedback_scope(course_id) for course_id in rated)
     fragments = current_app.extensions.get("campus.fragments") if has_app_context() else None
     if fragments is not None and fragments.redis is None:
         _bump_in(session, scopes)

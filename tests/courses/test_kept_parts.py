@@ -10,6 +10,7 @@ import re
 
 import pytest
 from flask import Flask
+from sqlalchemy import select
 
 from app import create_app
 from app.extensions import db
@@ -257,3 +258,62 @@ def test_dashboard_cards_show_each_change_on_both_workers(
     form = {"full_name": "Tina Marsh", "email": teacher.email, "bio": ""}
     assert client.post_form("/profile/edit", form).status_code == 303
     assert all("Tina Marsh" in html and "Tina Teacher" not in html for html in cards())
+
+
+def test_feedback_entries_show_each_change_on_both_workers(
+    client, other_worker, login_as, make_user, teacher, course
+):
+    """The feedback page keeps its entries per course, page, sort, zone and viewer's buttons:
+    a new comment, an edit, the teacher's reply, a writer's rename and a deletion show on the
+    next request on both workers, and each viewer keeps their own buttons and zone."""
+    from datetime import UTC, datetime
+
+    from app.blueprints.enrollments import services as enrolment
+    from app.extensions import db
+    from app.models import Feedback
+
+    sam, ann = make_user("sam", full_name="Sam Stone"), make_user("ann", full_name="Ann Lee")
+    for student in (sam, ann):
+        enrolment.enroll(student, course.id)
+    path = f"/courses/{course.id}/feedback"
+    readers = (signed_in(client.application, ann), signed_in(other_worker, ann))
+
+    def entries() -> list[str]:
+        found = []
+        for reader in readers:
+            page = reader.get(path)
+            assert page.status_code == 200
+            found.append(page.text[page.text.index('id="feedback-entries"') :])
+        return found
+
+    assert all("Nobody has rated this course yet." in html for html in entries())
+    login_as(sam)
+    form = {"rating": "4", "comment": "Good tides"}
+    assert client.post_form(path, form).status_code == 303
+    assert all("Good tides" in html and "Sam Stone" in html for html in entries())
+    assert client.post_form(path, form | {"comment": "Great tides"}).status_code == 303
+    assert all("Great tides" in html and "Good tides" not in html for html in entries())
+    # Sam sees the button to delete their own entry; Ann, on the same worker, does not.
+    assert "Delete my feedback" in client.get(path).text
+    assert all("Delete my feedback" not in html for html in entries())
+    feedback = db.session.scalar(select(Feedback).where(Feedback.student_id == sam.id))
+    feedback.created_at, feedback_id = datetime(2026, 1, 1, 20, 0, tzinfo=UTC), feedback.id
+    db.session.commit()  # 2 January in Tokyo
+    assert all("1 January 2026" in html for html in entries())
+    login_as(teacher)
+    assert "Post reply" in client.get(path).text  # the teacher's own buttons
+    reply = client.post_form(f"/feedback/{feedback_id}/reply", {"body": "Thank you"})
+    assert reply.status_code == 303
+    assert all("Thank you" in html and "Post reply" not in html for html in entries())
+    login_as(sam)
+    form = {"full_name": "Sam Rivers", "email": sam.email, "bio": ""}
+    assert client.post_form("/profile/edit", form).status_code == 303
+    assert all("Sam Rivers" in html and "Sam Stone" not in html for html in entries())
+    ben = make_user("ben")  # reads as Ann does (no entry of his own), but in Tokyo
+    ben.timezone = "Asia/Tokyo"
+    db.session.commit()
+    enrolment.enroll(ben, course.id)
+    assert "2 January 2026" in signed_in(client.application, ben).get(path).text
+    assert all("1 January 2026" in html for html in entries())
+    assert client.post_form(f"/feedback/{feedback_id}/delete").status_code == 303
+    assert all("Nobody has rated this course yet." in html for html in entries())

@@ -4,30 +4,53 @@ from __future__ import annotations
 
 from flask import flash, render_template, request, url_for
 from flask_login import current_user, login_required
+from markupsafe import Markup
 
+from app import fragments
 from app.blueprints.courses.services import can_manage
 from app.blueprints.feedback import bp, services
 from app.blueprints.feedback.forms import FeedbackForm, ReplyForm
 from app.blueprints.notifications.services import mark_read_for_link
+from app.templating import viewer_zone
 from app.web import is_cross_site, is_htmx, page_number, redirect_303, render_page_or_partial
 
 
-def page_context(course_id: int, form: FeedbackForm | None = None, item=None) -> dict:
+def page_context(
+    course_id: int, form: FeedbackForm | None = None, item=None, kept: bool = False
+) -> dict:
     """Everything the feedback page shows: the course, summary and chart, the viewer's form
-    (when they may rate) and one page of entries."""
+    (when they may rate) and one page of entries. With `kept` (a page without a form's errors)
+    the entries come rendered, kept per course, page, sort, zone and whose buttons they show."""
     item = item or services.readable_course(current_user, course_id)
     can_write = services.may_write(current_user, course_id)
     mine = services.mine(current_user, course_id)
     if form is None and can_write:
         form = FeedbackForm(formdata=None, obj=mine, rating=str(mine.rating) if mine else None)
-    return {
+    context = {
         "item": item,
         "summary": services.summary(course_id),
-        "page": services.entries(course_id, page_number(), request.args.get("sort", "newest")),
         "form": form,
         "mine": mine,
         "can_reply": can_manage(current_user, item.course) and not item.course.is_archived,
     }
+    number, sort = page_number(), request.args.get("sort", "newest")
+    if not kept:
+        return context | {"page": services.entries(course_id, number, sort)}
+    viewer = (viewer_zone(), mine and mine.id, context["can_reply"])  # what differs per viewer
+    key = ("feedback", course_id, number, sort, *viewer)
+    entries = fragments.kept(
+        [fragments.course_scope(course_id), fragments.feedback_scope(course_id)],
+        key,
+        # Our own template's output, escaped as it rendered: safe to include as it is.
+        lambda: Markup(  # noqa: S704
+            render_template(
+                "feedback/_entries.html",
+                **context,
+                page=services.entries(course_id, number, sort),
+            )
+        ),
+    )
+    return context | {"entries": entries}
 
 
 @bp.get("/courses/<int:course_id>/feedback")
@@ -44,8 +67,9 @@ def index(course_id: int):
         and mark_read_for_link(current_user, link)
     ):
         item = None
-    context = page_context(course_id, item=item)
-    return render_page_or_partial("feedback/index.html", "feedback/_entries.html", **context)
+    context = page_context(course_id, item=item, kept=True)
+    entries = context["entries"]
+    return render_page_or_partial("feedback/index.html", "_kept.html", kept=entries, **context)
 
 
 @bp.post("/courses/<int:course_id>/feedback")
