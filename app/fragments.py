@@ -235,12 +235,12 @@ def kept_template(
     scopes: Sequence[str], key: Hashable, template: str, context: Callable[[], dict]
 ) -> Markup:
     """A template rendered for every viewer, kept; `context()` runs only when it is not."""
-    return kept(
-        scopes,
-        (template, key),
-        # Our own template's output, escaped as it rendered: safe to include as it is.
-        lambda: Markup(render_template(template, **context())),  # noqa: S704
-    )
+    return kept(scopes, (template, key), lambda: _rendered(template, context()))
+
+
+def _rendered(template: str, context: dict) -> Markup:
+    # Our own template's output, escaped as it rendered: safe to include as it is.
+    return Markup(render_template(template, **context))  # noqa: S704
 
 
 def kept_each(
@@ -265,8 +265,7 @@ def kept_each(
             found[key] = part
     if missing:
         for key, context in contexts(list(missing)).items():
-            # Our own template's output, escaped as it rendered: safe to include as it is.
-            found[key] = part = Markup(render_template(template, **context))  # noqa: S704
+            found[key] = part = _rendered(template, context)
             if missing[key] is not None:
                 fragments.put((template, key), missing[key], part)
     return found

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import flash, render_template, request, url_for
 from flask_login import current_user, login_required
-from markupsafe import Markup
 
 from app import fragments
 from app.blueprints.courses.services import can_manage
@@ -37,18 +36,12 @@ def page_context(
     if not kept:
         return context | {"page": services.entries(course_id, number, sort)}
     viewer = (viewer_zone(), mine and mine.id, context["can_reply"])  # what differs per viewer
-    key = ("feedback", course_id, number, sort, *viewer)
-    entries = fragments.kept(
+    key = (course_id, number, sort, *viewer)
+    entries = fragments.kept_template(
         [fragments.course_scope(course_id), fragments.feedback_scope(course_id)],
         key,
-        # Our own template's output, escaped as it rendered: safe to include as it is.
-        lambda: Markup(  # noqa: S704
-            render_template(
-                "feedback/_entries.html",
-                **context,
-                page=services.entries(course_id, number, sort),
-            )
-        ),
+        "feedback/_entries.html",
+        lambda: context | {"page": services.entries(course_id, number, sort)},
     )
     return context | {"entries": entries}
 
