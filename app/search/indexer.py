@@ -175,6 +175,7 @@ class Indexer:
         self.gap_seconds = float(config.get("SEARCH_GAP_SECONDS", 60.0))
         self.stale_seconds = float(config.get("SEARCH_STALE_SECONDS", 30.0))
         self.prune_seconds = float(config.get("SEARCH_PRUNE_SECONDS", 60.0))
+        self.fold_seconds = float(config.get("SEARCH_FOLD_SECONDS", 2.0))
         self.enabled = bool(config.get("SEARCH_INDEXER", True))
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -183,6 +184,7 @@ class Indexer:
         self._lock_file = None
         self._nudged = 0
         self._published = self._pruned = 0.0
+        self._written: float | None = None  # when a batch last wrote, until folded
         self.last_error: str | None = None
         self._progress_cache: tuple[tuple, Progress | None] = ((), None)
 
@@ -247,7 +249,27 @@ class Indexer:
                 self._stop.wait(pause)
                 continue
             if not more:
+                self._fold_when_quiet()
                 self._idle()
+
+    def _fold_when_quiet(self) -> None:
+        """Once no batch has come for `fold_seconds`, fold the segments the batches added
+        (app.search.store.fold_segments): searches stay fast, and a burst of changes is not
+        slowed by merging."""
+        from app.search.store import fold_segments
+
+        if self._written is None or time.monotonic() - self._written < self.fold_seconds:
+            return
+        directory = self.search.current_directory()
+        try:
+            folded = fold_segments(directory) if directory else {}
+        except Exception:  # searches go on with more segments; tried again after a batch
+            log.exception("search: folding segments failed")
+        else:
+            if folded:
+                log.info("search: folded segments %s", folded)
+        finally:
+            self._written = None
 
     def _idle(self) -> None:
         """Until woken by a commit of this process, a nudge from another, or the poll."""
@@ -289,6 +311,8 @@ class Indexer:
         with self._applied:
             self._applied.notify_all()
         now = time.monotonic()
+        if applied:
+            self._written = now
         if now - self._published > (1 if applied else 5):  # the registry: at most once a second
             self._publish(directory)
             self._published = now

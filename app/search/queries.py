@@ -200,8 +200,10 @@ def _listed(searcher, allowed: set[int], hidden: set[int] | None, number: int,
 # How long each tier may score, in seconds: the short fields first, then the longer text.
 # A query of common words matched by thousands of courses then shows the best of what was
 # read in that time (in index order, oldest first) instead of scoring them all; most
-# queries finish well within it. The total is then an estimate.
-BUDGETS = (0.012, 0.006)
+# queries finish well within it. The total is then an estimate. At 50,000 courses these
+# keep the whole page's data under 15 ms at p95 with 91% of the unbounded top 20 shown
+# (BENCHMARKS.md "Search"); 12 and 6 ms gave 94% at 17 ms.
+BUDGETS = (0.008, 0.004)
 
 
 class Budget(collectors.WrappingCollector):
@@ -216,11 +218,22 @@ class Budget(collectors.WrappingCollector):
         self.child.prepare(top_searcher, q, context)
         self.deadline = None if self.seconds is None else time.perf_counter() + self.seconds
 
+    def set_subsearcher(self, subsearcher, offset) -> None:
+        # Out of time: the next segment's matchers (a lookup of every term) are not built.
+        if self.deadline and time.perf_counter() > self.deadline:
+            self.ran_out = True
+        if not self.ran_out:
+            super().set_subsearcher(subsearcher, offset)
+
     def matches(self):
-        for count, docnum in enumerate(self.child.matches(), start=1):
+        if self.ran_out:
+            return
+        # The clock is read after every match: an intersection of common words may spend
+        # milliseconds between two of them, and a clock read costs far less than a match.
+        deadline = self.deadline
+        for docnum in self.child.matches():
             yield docnum
-            late = count % 32 == 0 and self.deadline and time.perf_counter() > self.deadline
-            if late:
+            if deadline and time.perf_counter() > deadline:
                 self.ran_out = True
                 return
 
@@ -340,11 +353,11 @@ class Highlighter:
     memo: dict[str, bool] = field(default_factory=dict, repr=False, compare=False)
 
     def matches(self, token: str) -> bool:
-        """Whether a word of the text (as `fold` gives it) is one the query matched; the same
-        words come back often in a page of descriptions, so each is decided once."""
+        """Whether a word of the text, as written, is one the query matched; the same words
+        come back often in a page of descriptions, so each is decided once."""
         found = self.memo.get(token)
         if found is None:
-            found = self.memo[token] = self._matches(token)
+            found = self.memo[token] = self._matches(fold(token))
         return found
 
     def _matches(self, token: str) -> bool:
@@ -354,36 +367,25 @@ class Highlighter:
             return True
         return len(token) >= FUZZY_MIN and any(one_edit_apart(token, w) for w in self.fuzzy)
 
-    def spans(self, text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
-        """Where the matched words are in text[start:end], as positions in `text`."""
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """Where the matched words are in `text`."""
         if not (self.words or self.prefix):
             return []
-        end = len(text) if end is None else end
-        return [
-            match.span()
-            for match in TOKEN.finditer(text, start, end)
-            if self.matches(fold(match.group()))
-        ]
-
-    def first(self, text: str) -> tuple[int, int] | None:
-        if self.words or self.prefix:
-            for match in TOKEN.finditer(text):
-                if self.matches(fold(match.group())):
-                    return match.span()
-        return None
+        matches = self.matches
+        return [match.span() for match in TOKEN.finditer(text) if matches(match.group())]
 
     def mark(self, text: str) -> Markup:
         return self._marked(text, self.spans(text))
 
     def excerpt(self, text: str, width: int = 220) -> Markup:
         """A piece of `text` of about `width` characters around its first match."""
-        first = self.first(text)
+        spans = self.spans(text)  # one pass: the first match and those shown
         start = 0
-        if first and first[1] > width - 40:
-            start = text.rfind(" ", 0, max(first[0] - 60, 0)) + 1
+        if spans and spans[0][1] > width - 40:
+            start = text.rfind(" ", 0, max(spans[0][0] - 60, 0)) + 1
         end = len(text) if len(text) - start <= width else text.rfind(" ", start, start + width)
         end = end if end > start else min(len(text), start + width)
-        piece = [(s - start, e - start) for s, e in self.spans(text, start, end)]
+        piece = [(s - start, e - start) for s, e in spans if s >= start and e <= end]
         marked = self._marked(text[start:end], piece)
         return escape("…" if start else "") + marked + escape("…" if end < len(text) else "")
 

@@ -257,6 +257,34 @@ def test_status_and_pruning_once_every_index_has_the_rows(own_index, make_course
     assert len(find("geology")) == 3
 
 
+def segments(app, name: str) -> int:
+    with app.extensions["campus.search"].searching(name) as searcher:
+        return len(searcher.reader().leaf_readers())
+
+
+def test_the_segments_of_a_burst_of_changes_are_folded_once_it_is_quiet(own_index, make_course):
+    """Each batch of the feed adds a segment, and each segment costs every search; once no
+    change has come for a moment the indexer folds them into one beside the largest."""
+    indexer = own_index.extensions["campus.search"].indexer
+    indexer.fold_seconds = 3600  # not yet: the burst first
+    ids = [make_course(title=f"Geology {n} lava").id for n in range(12)]  # a batch each
+    for course_id in ids[:4]:
+        course = db.session.get(Course, course_id)
+        course.title = f"{course.title} edited"
+        db.session.commit()
+    assert segments(own_index, "courses") >= 5
+    indexer.fold_seconds = 0.1
+    indexer.wake()
+    deadline = time.monotonic() + 10
+    while segments(own_index, "courses") > 2:
+        assert time.monotonic() < deadline, "the segments were not folded"
+        time.sleep(0.05)
+    assert sorted(find("lava")) == sorted(ids)
+    assert sorted(find("edited")) == sorted(ids[:4])  # the edits, not the first versions
+    make_course(title="Geology after the fold")  # the indexer goes on as before
+    assert len(find("geology")) == 13
+
+
 # Two servers, one database ------------------------------------------------------------------
 
 SERVER_QUERIES = ["geology", "geo", "rocks", "edit", "lava", "volcano", "worker", "written",

@@ -1,0 +1,76 @@
+"""The fixes to Whoosh in app/search/patches.py, shown on a small index in memory: what a
+search reads once a course was edited (its old document deleted in the big segment)."""
+
+from __future__ import annotations
+
+from whoosh import collectors
+from whoosh.fields import ID, TEXT, Schema
+from whoosh.filedb.filestore import RamStorage
+from whoosh.query import Term
+
+import app.search  # noqa: F401 - applies the patches
+
+
+def index_with_a_deletion(documents: int):
+    """`documents` courses with "rock" in the title, the better ones first (Whoosh ranks
+    a shorter title higher), and the first course edited: its old version deleted."""
+    index = RamStorage().create_index(Schema(id=ID(stored=True, unique=True), title=TEXT))
+    writer = index.writer()
+    for n in range(documents):
+        writer.add_document(id=str(n), title="rock " + "filler " * (n // 50))
+    writer.commit()
+    writer = index.writer()
+    writer.delete_by_term("id", "0")
+    writer.commit(merge=False)  # the deletion stays in the big segment, as the indexer's do
+    return index
+
+
+def test_a_deleted_document_does_not_stop_block_skipping():
+    index = index_with_a_deletion(2_000)
+    with index.searcher() as searcher:
+        postings = searcher.reader().postings("title", "rock")
+        blocks = 0
+        while postings.is_active():
+            blocks += bool(postings.next())
+        assert blocks >= 2  # "entered a new block", as a posting list without deletions says
+
+        top = collectors.TopCollector(10)
+        searcher.search_with_collector(Term("title", "rock"), top)
+        found = [int(hit["id"]) for hit in top.results()]
+    assert 0 not in found and found == list(range(1, 11))
+    assert top.skipped_times > 0  # the later, worse blocks were skipped, not scored
+
+
+def test_skipping_never_stops_on_a_deleted_document():
+    """Blocks of long titles are skipped; the next block is worth reading only because of
+    its first course, whose old version was deleted: the skip must not stop on it."""
+    index = RamStorage().create_index(Schema(id=ID(stored=True, unique=True), title=TEXT))
+    writer = index.writer()
+    for n in range(2_000):
+        title = "rock" if n == 1024 else "rock filler" if n < 3 else "rock " + "filler " * 20
+        writer.add_document(id=str(n), title=title)
+    writer.commit()
+    writer = index.writer()
+    writer.delete_by_term("id", "1024")
+    writer.commit(merge=False)
+    with index.searcher() as searcher:
+        top = collectors.TopCollector(3)
+        searcher.search_with_collector(Term("title", "rock"), top)
+        found = [int(hit["id"]) for hit in top.results()]
+    assert found == [0, 1, 2]
+
+
+def test_words_one_edit_away_are_found_in_every_segment():
+    index = RamStorage().create_index(Schema(id=ID(stored=True, unique=True), title=TEXT))
+    for words in (["geology", "geometry"], ["geologi", "biology"]):  # a batch, a segment
+        writer = index.writer()
+        for n, word in enumerate(words):
+            writer.add_document(id=f"{word}{n}", title=word)
+        writer.commit(merge=False)
+    with index.searcher() as searcher:
+        reader = searcher.reader()
+        assert len(reader.leaf_readers()) == 2
+        assert sorted(reader.terms_within("title", "geolog", 1, prefix=1)) == [
+            "geologi",
+            "geology",
+        ]
