@@ -282,6 +282,8 @@ def main() -> None:
             report(name, timed(action, queries))
         found = sum(1 for _k, q in queries if search.courses(q, "", None, 1, 20).ids)
         print(f"queries with results: {found} of {len(queries)}")
+        unbounded = unbounded_pages(queries)
+        print(f"pages as ranked without the time budgets: {agreement(queries, unbounded)}")
 
         people = [(k, q.split()[0][:6]) for k, q in queries[:100]]
         report("whoosh: users", timed(lambda q: search.users(q, None, None, 1, 20), people))
@@ -291,6 +293,12 @@ def main() -> None:
               f"peak {peak:.0f} MB ({stage})")  # fmt: skip
         if args.lag:
             findability_lag(app, args.lag)
+            # The index as a server's is after a day of edits: the edited courses in a
+            # segment of their own (folded once the edits stop), their old versions deleted.
+            layout = folded_layout(app)
+            report(f"after {args.lag} edits: page", timed(whole_service, queries))
+            print(f"  ({layout}); as ranked without the budgets: "
+                  f"{agreement(queries, unbounded)}")  # fmt: skip
         (workdir / "queries.json").write_text(json.dumps([q for _k, q in queries]))
         child = subprocess.run(
             [sys.executable, __file__, "--worker", str(workdir), database_url],
@@ -333,6 +341,46 @@ def findability_lag(app, changes: int) -> None:
         lags.append((time.perf_counter() - began) * 1000)
     print(f"commit -> findable ({changes} changes, indexer elected: {indexer.elected}): "
           f"p50 {statistics.median(lags):.1f} ms, p99 {percentile(lags, 99):.1f} ms")  # fmt: skip
+
+
+def unbounded_pages(queries) -> dict[str, list[int]]:
+    """Each query's first page with no time budget: every match scored."""
+    from app import search
+    from app.search import queries as ranking
+
+    budgets, ranking.BUDGETS = ranking.BUDGETS, (None, None)
+    try:
+        return {q: search.courses(q, "", None, 1, 20).ids for _k, q in queries}
+    finally:
+        ranking.BUDGETS = budgets
+
+
+def agreement(queries, unbounded: dict[str, list[int]]) -> str:
+    """How much of each unbounded first page the budgeted search shows (the order aside)."""
+    from app import search
+
+    shares = []
+    for _kind, q in queries:
+        best = set(unbounded[q])
+        if best:
+            shares.append(len(best & set(search.courses(q, "", None, 1, 20).ids)) / len(best))
+    full = sum(1 for share in shares if share == 1)
+    return (f"{statistics.mean(shares) * 100:.1f}% of their results on average, all of them "
+            f"for {full} of {len(shares)} queries")  # fmt: skip
+
+
+def folded_layout(app) -> str:
+    """Wait for the indexer to fold the edits' segments; the courses index's layout."""
+    indexer = app.extensions["campus.search"].indexer
+    deadline = time.monotonic() + indexer.fold_seconds + 30
+    with app.app_context():
+        while True:
+            with app.extensions["campus.search"].searching("courses") as searcher:
+                leaves = searcher.reader().leaf_readers()
+                deleted = sum(r.doc_count_all() - r.doc_count() for r, _offset in leaves)
+            if len(leaves) <= 2 or time.monotonic() > deadline:
+                return f"{len(leaves)} segments, {deleted} deleted documents"
+            time.sleep(0.2)
 
 
 RUSH_PASSWORD = "bench-rush-password"

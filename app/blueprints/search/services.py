@@ -11,7 +11,7 @@ from sqlalchemy import Select, and_, func, or_, select
 from werkzeug.datastructures import MultiDict
 
 from app import search
-from app.blueprints.courses.services import Listed, is_listed, listed
+from app.blueprints.courses.services import Listed, is_listed, listed_by_id
 from app.errors import NotAllowed
 from app.extensions import db
 from app.forms import whole_number
@@ -108,7 +108,7 @@ def find_courses(viewer: User, query: CourseQuery, number: int) -> Found:
     except Exception:  # a broken index file, a Whoosh bug: the page still answers
         log.exception("course search failed; falling back to SQL")
         hits = sql_courses(query, viewer_id, number)
-    rows = {item.course.id: item for item in listed(select(Course).where(Course.id.in_(hits.ids)))}
+    rows = listed_by_id(hits.ids)
     mark = hits.highlighter
     items = [
         CourseResult(
