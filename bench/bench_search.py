@@ -297,6 +297,7 @@ def main() -> None:
             # segment of their own (folded once the edits stop), their old versions deleted.
             layout = folded_layout(app)
             report(f"after {args.lag} edits: page", timed(whole_service, queries))
+            unbounded = unbounded_pages(queries)  # this index's own, after the edits
             print(f"  ({layout}); as ranked without the budgets: "
                   f"{agreement(queries, unbounded)}")  # fmt: skip
         (workdir / "queries.json").write_text(json.dumps([q for _k, q in queries]))
