@@ -33,11 +33,13 @@ class Config:
     SEARCH_INDEX_DIR = os.environ.get("SEARCH_INDEX_DIR") or str(BASE_DIR / "search_index")
     # The search feed (app/search/indexer.py): how long a request waits for its own change
     # to be findable, how often the indexer looks at the feed unprompted (changes made on
-    # other servers), how long a missing id is awaited, when /healthz says search is behind.
+    # other servers), how long a missing id is awaited, when /healthz says search is behind,
+    # and how long without a change before the batches' segments are folded into one.
     SEARCH_WAIT_SECONDS = float(os.environ.get("SEARCH_WAIT_SECONDS") or 5)
     SEARCH_POLL_SECONDS = float(os.environ.get("SEARCH_POLL_SECONDS") or 1)
     SEARCH_GAP_SECONDS = float(os.environ.get("SEARCH_GAP_SECONDS") or 60)
     SEARCH_STALE_SECONDS = float(os.environ.get("SEARCH_STALE_SECONDS") or 30)
+    SEARCH_FOLD_SECONDS = float(os.environ.get("SEARCH_FOLD_SECONDS") or 2)
     SEARCH_INDEXER = flag("SEARCH_INDEXER", True)  # off: this process never indexes
     UPLOAD_DIR = os.environ.get("UPLOAD_DIR") or str(INSTANCE_DIR / "uploads")
     MAX_UPLOAD_MB = int(os.environ.get("MAX_UPLOAD_MB") or 50)

@@ -175,7 +175,7 @@ class Indexer:
         self.gap_seconds = float(config.get("SEARCH_GAP_SECONDS", 60.0))
         self.stale_seconds = float(config.get("SEARCH_STALE_SECONDS", 30.0))
         self.prune_seconds = float(config.get("SEARCH_PRUNE_SECONDS", 60.0))
-        self.fold_seconds = float(config.get("SEARCH_FOLD_SECONDS", 2.0))
+        self.fold_seconds = float(config.get("SEARCH_FOLD_SECONDS", 2))
         self.enabled = bool(config.get("SEARCH_INDEXER", True))
         self._wake = threading.Event()
         self._stop = threading.Event()
