@@ -13,11 +13,12 @@ from functools import cached_property, lru_cache
 from flask import current_app
 from markupsafe import Markup, escape
 from whoosh import collectors
-from whoosh.matching.mcore import NullMatcherClass
+from whoosh.matching.mcore import NullMatcher, NullMatcherClass
 from whoosh.matching.wrappers import ConstantScoreWrapperMatcher
 from whoosh.query import And, ConstantScoreQuery, Or, Query, Term
 from whoosh.support.charset import accent_map
 
+from app.search import patches
 from app.search.schema import PREFIX_MAX, PREFIX_MIN, WORD_PATTERN, plain_words, stem
 from app.search.store import SearchIndex, SearchUnavailable
 from app.web import page_count
@@ -155,6 +156,7 @@ def _search(name: str, words: Words, tiers: list[dict], fuzzy: str, scope: Scope
     found only in longer text, so that a common word need not be scored in every description
     when the short fields already fill the page."""
     search: SearchIndex = current_app.extensions["campus.search"]
+    began = time.perf_counter()  # the time budgets count from here
     highlighter = words.highlighter()
     with search.searching(name) as searcher:
         allowed, hidden = scope_sets = scope(searcher)
@@ -165,7 +167,7 @@ def _search(name: str, words: Words, tiers: list[dict], fuzzy: str, scope: Scope
             queries = [words_query(words, exact, fuzzy, every, reader) for exact in tiers]
             if queries[-1] is None:
                 break
-            hits = _tiered(searcher, queries, allowed, hidden, number, per_page)
+            hits = _tiered(searcher, queries, allowed, hidden, number, per_page, began)
             if hits.total:
                 hits.highlighter = highlighter
                 hits.any_word = attempt == 1
@@ -183,7 +185,9 @@ def _finds(searcher, words: Words, tiers: list[dict], fuzzy: str, scope_sets) ->
     allowed, hidden = scope_sets
     reader = searcher.reader()
     queries = [words_query(words, exact, fuzzy, True, reader) for exact in tiers]
-    return queries[-1] is not None and bool(_tiered(searcher, queries, allowed, hidden, 1, 1).total)
+    return queries[-1] is not None and bool(
+        _tiered(searcher, queries, allowed, hidden, 1, 1, time.perf_counter()).total
+    )
 
 
 def cached_docs(searcher, key: str, query: Query) -> frozenset[int]:
@@ -206,33 +210,47 @@ def _listed(searcher, allowed: set[int], hidden: set[int] | None, number: int,
     return Hits(ids, len(docnums), number, Highlighter())
 
 
-# How long each tier may score, in seconds: the short fields first, then the longer text.
-# A query of common words matched by thousands of courses then shows the best of what was
-# read in that time (in index order, oldest first) instead of scoring them all; most
-# queries finish well within it. The total is then an estimate. At 50,000 courses these
-# keep the whole page's data under 15 ms at p95 with 91% of the unbounded top 20 shown
-# (BENCHMARKS.md "Search"); 12 and 6 ms gave 94% at 17 ms.
-BUDGETS = (0.008, 0.004)
+# When each tier stops scoring, in seconds after the search began (building its query
+# included): the short fields first, then the longer text with what time is left. A query
+# of common words matched by thousands of courses then shows the best of what was read in
+# that time (in index order, oldest first) instead of scoring them all; most queries finish
+# well within it. The total is then an estimate. At 50,000 courses this keeps the whole
+# page's data within 15 ms at p95 (BENCHMARKS.md "Search"); None: no limit.
+BUDGETS = (0.007, 0.009)
 
 
 class Budget(collectors.WrappingCollector):
-    """Collects what its child collects until `seconds` have passed (None: no limit)."""
+    """Collects what its child collects until the clock passes `deadline` (None: no limit)."""
 
-    def __init__(self, child, seconds: float | None) -> None:
+    def __init__(self, child, deadline: float | None) -> None:
         self.child = child
-        self.seconds = seconds
+        self.deadline = deadline
         self.ran_out = False
+        self._token = None
 
     def prepare(self, top_searcher, q, context) -> None:
         self.child.prepare(top_searcher, q, context)
-        self.deadline = None if self.seconds is None else time.perf_counter() + self.seconds
+        self._token = patches.DEADLINE.set(self.deadline)  # read by Whoosh's intersections
+
+    def finish(self) -> None:
+        if self._token is not None:
+            patches.DEADLINE.reset(self._token)
+            self._token = None
+        self.child.finish()
 
     def set_subsearcher(self, subsearcher, offset) -> None:
         # Out of time: the next segment's matchers (a lookup of every term) are not built.
         if self.deadline and time.perf_counter() > self.deadline:
             self.ran_out = True
         if not self.ran_out:
-            super().set_subsearcher(subsearcher, offset)
+            try:
+                return super().set_subsearcher(subsearcher, offset)
+            except patches.OutOfTime:  # finding the first match of an intersection
+                self.ran_out = True
+        # What the collectors read back; nothing more is collected.
+        self.subsearcher, self.offset, self.matcher = subsearcher, offset, NullMatcher()
+        if getattr(self.child, "matcher", None) is None:  # out of time in the first segment
+            self.child.matcher = self.matcher
 
     def matches(self):
         if self.ran_out:
@@ -240,18 +258,22 @@ class Budget(collectors.WrappingCollector):
         # The clock is read after every match: an intersection of common words may spend
         # milliseconds between two of them, and a clock read costs far less than a match.
         deadline = self.deadline
-        for docnum in self.child.matches():
-            yield docnum
-            if deadline and time.perf_counter() > deadline:
-                self.ran_out = True
-                return
+        try:
+            for docnum in self.child.matches():
+                yield docnum
+                if deadline and time.perf_counter() > deadline:
+                    self.ran_out = True
+                    return
+        except patches.OutOfTime:
+            self.ran_out = True
 
     def collect_matches(self) -> None:
         for docnum in self.matches():
             self.child.collect(docnum)
 
 
-def _tiered(searcher, queries: list, allowed, hidden, number: int, per_page: int) -> Hits:
+def _tiered(searcher, queries: list, allowed, hidden, number: int, per_page: int,
+            began: float) -> Hits:  # fmt: skip
     """The page `number`: the first tier's matches ranked, then the next tier's other
     matches ranked, and so on. Only as many are scored as the page needs; the total is exact
     when the answer is small, Whoosh's estimate otherwise (counting every match would cost
@@ -265,7 +287,8 @@ def _tiered(searcher, queries: list, allowed, hidden, number: int, per_page: int
         if query is None:
             continue
         wanted = limit - len(docnums)
-        budget = Budget(collectors.TopCollector(wanted), BUDGETS[min(position, 1)])
+        seconds = BUDGETS[min(position, 1)]
+        budget = Budget(collectors.TopCollector(wanted), seconds and began + seconds)
         collector = collectors.FilterCollector(budget, allowed, masked or None)
         searcher.search_with_collector(query, collector)
         found = [hit.docnum for hit in collector.results()]
@@ -286,7 +309,7 @@ def _tiered(searcher, queries: list, allowed, hidden, number: int, per_page: int
         total, estimated = len(docnums), False
     pages = page_count(total, per_page)
     if number > pages:
-        return _tiered(searcher, queries, allowed, hidden, pages, per_page)
+        return _tiered(searcher, queries, allowed, hidden, pages, per_page, time.perf_counter())
     shown = docnums[(number - 1) * per_page : limit]
     ids = [int(searcher.stored_fields(docnum)["id"]) for docnum in shown]
     return Hits(ids, total, number, Highlighter(), estimated=estimated)

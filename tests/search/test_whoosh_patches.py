@@ -3,6 +3,7 @@ search reads once a course was edited (its old document deleted in the big segme
 
 from __future__ import annotations
 
+import pytest
 from whoosh import collectors
 from whoosh.fields import ID, TEXT, Schema
 from whoosh.filedb.filestore import RamStorage
@@ -74,3 +75,39 @@ def test_words_one_edit_away_are_found_in_every_segment():
             "geologi",
             "geology",
         ]
+
+
+def test_an_intersection_stops_walking_once_its_search_is_out_of_time():
+    """ "rock" and "lava" meet only in the last course: finding it walks both posting lists
+    while Whoosh builds the matcher, before any collector looks at the clock."""
+    import time
+
+    from whoosh.query import And
+
+    from app.search import patches
+    from app.search.queries import Budget
+
+    index = RamStorage().create_index(Schema(id=ID(stored=True, unique=True), title=TEXT))
+    writer = index.writer()
+    for n in range(3_000):
+        words = "rock" if n < 1_500 else "lava"
+        writer.add_document(id=str(n), title=f"{words} rock" if n == 2_999 else words)
+    writer.commit()
+    both = And([Term("title", "rock"), Term("title", "lava")])
+    with index.searcher() as searcher:
+        token = patches.DEADLINE.set(time.perf_counter() - 1)
+        try:
+            with pytest.raises(patches.OutOfTime):
+                both.matcher(searcher)
+        finally:
+            patches.DEADLINE.reset(token)
+        assert both.matcher(searcher).id() == 2_999  # no search's clock: walked to the end
+
+        unbounded = Budget(collectors.TopCollector(10), None)
+        searcher.search_with_collector(both, unbounded)
+        assert [hit["id"] for hit in unbounded.results()] == ["2999"]
+        assert not unbounded.ran_out
+
+        late = Budget(collectors.TopCollector(10), time.perf_counter() - 1)
+        searcher.search_with_collector(both, late)
+        assert late.ran_out and list(late.results()) == []
