@@ -215,22 +215,27 @@ def _listed(searcher, allowed: set[int], hidden: set[int] | None, number: int,
 # of common words matched by thousands of courses then shows the best of what was read in
 # that time (in index order, oldest first) instead of scoring them all; most queries finish
 # well within it. The total is then an estimate. At 50,000 courses this keeps the whole
-# page's data within 15 ms at p95 (BENCHMARKS.md "Search"); None: no limit.
+# page's data within 15 ms at p95 (BENCHMARKS.md "Search"); None: no limit. A page is not
+# left empty for lack of time: until the first result, a tier goes on to LAST_RESORT.
 BUDGETS = (0.007, 0.009)
+LAST_RESORT = 0.05
 
 
 class Budget(collectors.WrappingCollector):
-    """Collects what its child collects until the clock passes `deadline` (None: no limit)."""
+    """Collects what its child collects until the clock passes `deadline` (None: no limit)
+    with something to show (`shown` found before, or its own), or passes `last_resort`."""
 
-    def __init__(self, child, deadline: float | None) -> None:
+    def __init__(self, child, deadline: float | None, last_resort: float | None = None,
+                 shown: int = 0) -> None:  # fmt: skip
         self.child = child
-        self.deadline = deadline
+        self.deadline, self.last_resort, self.shown = deadline, last_resort, shown
         self.ran_out = False
         self._token = None
 
     def prepare(self, top_searcher, q, context) -> None:
         self.child.prepare(top_searcher, q, context)
-        self._token = patches.DEADLINE.set(self.deadline)  # read by Whoosh's intersections
+        # Read by Whoosh's intersections while they look for their first match.
+        self._token = patches.DEADLINE.set(self.deadline if self.shown else self.last_resort)
 
     def finish(self) -> None:
         if self._token is not None:
@@ -238,9 +243,19 @@ class Budget(collectors.WrappingCollector):
             self._token = None
         self.child.finish()
 
+    def _late(self) -> bool:
+        if self.deadline is None or time.perf_counter() <= self.deadline:
+            return False
+        return self._done_past_deadline()
+
+    def _done_past_deadline(self) -> bool:
+        if self.shown or self.child.items or self.last_resort is None:
+            return True
+        return time.perf_counter() > self.last_resort
+
     def set_subsearcher(self, subsearcher, offset) -> None:
         # Out of time: the next segment's matchers (a lookup of every term) are not built.
-        if self.deadline and time.perf_counter() > self.deadline:
+        if self._late():
             self.ran_out = True
         if not self.ran_out:
             try:
@@ -257,11 +272,11 @@ class Budget(collectors.WrappingCollector):
             return
         # The clock is read after every match: an intersection of common words may spend
         # milliseconds between two of them, and a clock read costs far less than a match.
-        deadline = self.deadline
+        deadline, clock = self.deadline, time.perf_counter
         try:
             for docnum in self.child.matches():
                 yield docnum
-                if deadline and time.perf_counter() > deadline:
+                if deadline is not None and clock() > deadline and self._done_past_deadline():
                     self.ran_out = True
                     return
         except patches.OutOfTime:
@@ -288,7 +303,8 @@ def _tiered(searcher, queries: list, allowed, hidden, number: int, per_page: int
             continue
         wanted = limit - len(docnums)
         seconds = BUDGETS[min(position, 1)]
-        budget = Budget(collectors.TopCollector(wanted), seconds and began + seconds)
+        budget = Budget(collectors.TopCollector(wanted), seconds and began + seconds,
+                        seconds and began + LAST_RESORT, len(docnums))  # fmt: skip
         collector = collectors.FilterCollector(budget, allowed, masked or None)
         searcher.search_with_collector(query, collector)
         found = [hit.docnum for hit in collector.results()]

@@ -111,3 +111,26 @@ def test_an_intersection_stops_walking_once_its_search_is_out_of_time():
         late = Budget(collectors.TopCollector(10), time.perf_counter() - 1)
         searcher.search_with_collector(both, late)
         assert late.ran_out and list(late.results()) == []
+
+
+def test_a_page_is_not_left_empty_for_lack_of_time():
+    """Past its deadline with nothing found, a search goes on to its last resort for the
+    first result; with results already on the page it stops."""
+    import time
+
+    from app.search.queries import Budget
+
+    index = RamStorage().create_index(Schema(id=ID(stored=True, unique=True), title=TEXT))
+    writer = index.writer()
+    for n in range(3_000):
+        writer.add_document(id=str(n), title="rock lava" if n == 2_999 else "rock")
+    writer.commit()
+    with index.searcher() as searcher:
+        now = time.perf_counter()
+        empty_so_far = Budget(collectors.TopCollector(10), now - 1, now + 10, shown=0)
+        searcher.search_with_collector(Term("title", "lava"), empty_so_far)
+        assert [hit["id"] for hit in empty_so_far.results()] == ["2999"]
+
+        some_shown = Budget(collectors.TopCollector(10), now - 1, now + 10, shown=5)
+        searcher.search_with_collector(Term("title", "lava"), some_shown)
+        assert some_shown.ran_out and [hit["id"] for hit in some_shown.results()] == []
