@@ -25,7 +25,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -200,42 +200,52 @@ def _search_copy(app: Flask, progress: Progress) -> Iterator[Path | None]:
             unregister(search, ":backup")
 
 
-class _Hashing:
-    """A file that hashes what is read from it, so tar's copy is the only read. Each chunk is
-    hashed on a second thread while tar writes it (hashlib lets go of the GIL): the hash
-    costs next to nothing in time; at most one chunk waits to be hashed."""
-
-    def __init__(self, file, hasher: ThreadPoolExecutor) -> None:
-        self.file, self.sha, self.hasher = file, hashlib.sha256(), hasher
-        self.pending: Future | None = None
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.file.read(size)
-        self.hexdigest_later()
-        self.pending = self.hasher.submit(self.sha.update, data)
-        return data
-
-    def hexdigest_later(self) -> None:
-        if self.pending is not None:
-            self.pending.result()
-            self.pending = None
-
-    def hexdigest(self) -> str:
-        self.hexdigest_later()
-        return self.sha.hexdigest()
-
-
 def _add_hashed(
     archive: tarfile.TarFile, path: Path, name: str, hasher: ThreadPoolExecutor
 ) -> tuple[str, int]:
-    """Add one file to the archive; its SHA-256 and size."""
+    """Add one file to the archive; its SHA-256 and size. The kernel copies the data into
+    the archive (no pass through Python's buffers) while a second thread hashes the same open
+    file (hashlib lets go of the GIL); a file read from the disk is read once, the second
+    reader finding it in the page cache. Stored files are never changed in place (written
+    under another name, then renamed), so both see the same bytes."""
     with path.open("rb") as file:
         info = archive.gettarinfo(arcname=name, fileobj=file)
         info.uid = info.gid = 0
         info.uname = info.gname = ""
-        hashing = _Hashing(file, hasher)
-        archive.addfile(info, hashing)
-    return hashing.hexdigest(), info.size
+        digest = hasher.submit(_sha256, file.fileno(), info.size)
+        archive.addfile(info)  # the header only: the data follows
+        _append_data(archive, file.fileno(), info.size)
+        return digest.result(), info.size
+
+
+def _sha256(fd: int, size: int) -> str:
+    sha, offset = hashlib.sha256(), 0
+    while offset < size and (chunk := os.pread(fd, CHUNK, offset)):
+        sha.update(chunk)
+        offset += len(chunk)
+    return sha.hexdigest()
+
+
+def _append_data(archive: tarfile.TarFile, fd: int, size: int) -> None:
+    """`size` bytes of `fd` after the member's header, padded to tar's blocks, as
+    `TarFile.addfile` would write them."""
+    out = archive.fileobj
+    out.flush()
+    copied = 0
+    while copied < size:
+        try:
+            sent = os.copy_file_range(fd, out.fileno(), size - copied, copied)
+        except OSError:  # another file system, an older kernel: through Python
+            sent = out.raw.write(os.pread(fd, min(CHUNK, size - copied), copied) or b"")
+        if not sent:
+            raise BackupError(f"{archive.name}: a file grew shorter while it was archived")
+        copied += sent
+    out.seek(0, os.SEEK_END)  # the buffered file learns where the kernel left it
+    blocks, remainder = divmod(size, tarfile.BLOCKSIZE)
+    if remainder:
+        out.write(tarfile.NUL * (tarfile.BLOCKSIZE - remainder))
+        blocks += 1
+    archive.offset += blocks * tarfile.BLOCKSIZE
 
 
 def _snapshot(app: Flask, work: Path, progress: Progress):
