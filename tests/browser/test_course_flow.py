@@ -56,6 +56,8 @@ def test_teacher_publishes_student_enrols_and_withdraws(page, visit, make_user):
     visit(page, "dashboard-enrolled")
 
     page.locator("#enrolled").get_by_role("link", name="Botany for Beginners").click()
+    # The course page itself, loaded, before the mark: not the dashboard still leaving.
+    expect(page.locator("[data-enrollment]")).to_have_attribute("data-enrollment", "enrolled")
     page.evaluate("window.notReloaded = true")
     page.get_by_role("button", name="Withdraw").click()
     expect(page.locator("[data-enrollment]")).to_have_attribute("data-enrollment", "none")

@@ -67,6 +67,7 @@ def test_teacher_finds_students_by_role_as_they_type(page, visit, make_user):
 
     sign_in(page, "mrs.bell", PASSWORD)
     page.get_by_role("link", name="People").click()
+    expect(page.get_by_label("Name, username or email")).to_be_visible()  # the new page
     page.evaluate("window.notReloaded = true")
     page.get_by_label("Name, username or email").press_sequentially("len", delay=60)
     people = page.locator("#search-results [data-username]")
