@@ -214,6 +214,8 @@ def main() -> None:
     parser.add_argument("--reuse", metavar="WORKDIR", help="the rows and index of an earlier run")
     parser.add_argument("--lag", type=int, default=100, help="changes timed to findability")
     parser.add_argument("--rush", type=int, default=200, help="students enrolling at once")
+    parser.add_argument("--redis", metavar="URL", help="serve the rush with Redis (and so "
+                        "gunicorn.conf.py's several workers) instead of one worker")  # fmt: skip
     args = parser.parse_args()
 
     workdir = Path(args.reuse or tempfile.mkdtemp(prefix="campus-bench-search-"))
@@ -308,7 +310,7 @@ def main() -> None:
         print(child.stdout.strip())
         app.extensions["campus.search"].indexer.stop()  # the server's indexer takes over
         if args.rush:
-            rush(app, database_url, str(index_dir), args.rush)
+            rush(app, database_url, str(index_dir), args.rush, args.redis)
 
 
 def findability_lag(app, changes: int) -> None:
@@ -387,7 +389,7 @@ def folded_layout(app) -> str:
 RUSH_PASSWORD = "bench-rush-password"
 
 
-def rush(app, database_url: str, index_dir: str, students: int) -> None:
+def rush(app, database_url: str, index_dir: str, students: int, redis: str | None) -> None:
     """`students` of the generated school press "Enrol" at once on one of its courses (30
     seats), through gunicorn serving this database and index."""
     from concurrent.futures import ThreadPoolExecutor
@@ -403,7 +405,12 @@ def rush(app, database_url: str, index_dir: str, students: int) -> None:
     from tests.live_client import LiveClient
 
     with app.app_context():
-        course = db.session.scalar(select(Course).where(Course.published).order_by(Course.id))
+        crowded = (  # an earlier rush's course (--reuse): another one
+            select(Enrollment.course_id).group_by(Enrollment.course_id).having(func.count() > 10)
+        )
+        course = db.session.scalar(
+            select(Course).where(Course.published, Course.id.not_in(crowded)).order_by(Course.id)
+        )
         course_id = course.id
         db.session.execute(update(Course).where(Course.id == course_id).values(capacity=30))
         taken = select(Enrollment.student_id).where(Enrollment.course_id == course_id)
@@ -421,6 +428,10 @@ def rush(app, database_url: str, index_dir: str, students: int) -> None:
         db.session.commit()
     env = bench_environment(DATABASE_URL=database_url, SEARCH_INDEX_DIR=index_dir,
                             LOGIN_ADDRESS_LIMIT="100000 per minute")  # fmt: skip
+    workers = 1
+    if redis:
+        env["REDIS_URL"] = redis
+        workers = int(env.get("WEB_CONCURRENCY") or os.cpu_count() * 2)  # gunicorn.conf.py
     with gunicorn("wsgi:app", env, "/healthz") as url:
         clients = [LiveClient(url) for _ in names]
         with ThreadPoolExecutor(max_workers=16) as pool:
@@ -434,7 +445,8 @@ def rush(app, database_url: str, index_dir: str, students: int) -> None:
                 .where(Enrollment.course_id == course_id).group_by(Enrollment.status)
             ).all())  # fmt: skip
             members = search.users("", None, course_id, 1, 20).total
-    print(f"{len(names)} enrolments at once ({db_name(database_url)}): {elapsed:.2f} s, "
+    serving = f"Redis, {workers} workers" if redis else "one worker"
+    print(f"{len(names)} enrolments at once ({db_name(database_url)}, {serving}): {elapsed:.2f} s, "
           f"statuses {sorted(set(statuses))}; {places}; the user index lists {members} "
           f"in the course")  # fmt: skip
 
