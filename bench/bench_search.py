@@ -428,10 +428,8 @@ def rush(app, database_url: str, index_dir: str, students: int, redis: str | Non
         db.session.commit()
     env = bench_environment(DATABASE_URL=database_url, SEARCH_INDEX_DIR=index_dir,
                             LOGIN_ADDRESS_LIMIT="100000 per minute")  # fmt: skip
-    workers = 1
     if redis:
-        env["REDIS_URL"] = redis
-        workers = int(env.get("WEB_CONCURRENCY") or os.cpu_count() * 2)  # gunicorn.conf.py
+        env["REDIS_URL"] = redis  # gunicorn.conf.py then starts its several workers
     with gunicorn("wsgi:app", env, "/healthz") as url:
         clients = [LiveClient(url) for _ in names]
         with ThreadPoolExecutor(max_workers=16) as pool:
@@ -445,7 +443,7 @@ def rush(app, database_url: str, index_dir: str, students: int, redis: str | Non
                 .where(Enrollment.course_id == course_id).group_by(Enrollment.status)
             ).all())  # fmt: skip
             members = search.users("", None, course_id, 1, 20).total
-    serving = f"Redis, {workers} workers" if redis else "one worker"
+    serving = "Redis, gunicorn.conf.py's workers" if redis else "one worker"
     print(f"{len(names)} enrolments at once ({db_name(database_url)}, {serving}): {elapsed:.2f} s, "
           f"statuses {sorted(set(statuses))}; {places}; the user index lists {members} "
           f"in the course")  # fmt: skip
