@@ -136,6 +136,18 @@ def _counts(course_id: int) -> dict[str, int]:
     return {ENROLLED: 0, WAITLISTED: 0} | dict(db.session.execute(query).all())
 
 
+@functools.cache
+def _standing_statement() -> Select:
+    """The student's status in a course (None when not on it) and the course's enrolled and
+    waiting counts, in one statement: an enrolment asks it holding the course's lock."""
+    mine = Enrollment.student_id == bindparam("student_id")
+    return select(
+        func.max(case((mine, Enrollment.status))),
+        func.count().filter(Enrollment.status == ENROLLED),
+        func.count().filter(Enrollment.status == WAITLISTED),
+    ).where(Enrollment.course_id == bindparam("course_id"))
+
+
 def _enrollment(student_id: int, course_id: int) -> Enrollment | None:
     return db.session.scalar(
         select(Enrollment).where(
@@ -151,12 +163,14 @@ def enroll(student: User, course_id: int) -> Outcome:
     student_id = student.id  # the lock's fresh transaction would reload the user for it
     course = _locked_published(course_id)
     title, capacity = course.title, course.capacity
-    place = _place_of(student_id, course_id)
-    if place.status != "none":
+    status, enrolled, waiting = db.session.execute(
+        _standing_statement(), {"course_id": course_id, "student_id": student_id}
+    ).one()
+    if status is not None:
+        place = _place_of(student_id, course_id)  # with their number on the waitlist
         db.session.rollback()
         return Outcome(place, _already(place), changed=False)
-    counts = _counts(course_id)
-    full = capacity is not None and counts[ENROLLED] >= capacity
+    full = capacity is not None and enrolled >= capacity
     db.session.add(
         Enrollment(
             course_id=course_id, student_id=student_id, status=WAITLISTED if full else ENROLLED
@@ -171,7 +185,7 @@ def enroll(student: User, course_id: int) -> Outcome:
         place = _place_of(student_id, course_id)
         return Outcome(place, _already(place), changed=False)
     if full:
-        position = counts[WAITLISTED] + 1
+        position = waiting + 1
         message = f"The course is full: you are number {position} on the waitlist."
         return Outcome(Place(WAITLISTED, position), message, changed=True)
     return Outcome(Place(ENROLLED), f"You are enrolled in {title}.", changed=True)
