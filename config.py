@@ -40,6 +40,7 @@ class Config:
     SEARCH_GAP_SECONDS = float(os.environ.get("SEARCH_GAP_SECONDS") or 60)
     SEARCH_STALE_SECONDS = float(os.environ.get("SEARCH_STALE_SECONDS") or 30)
     SEARCH_FOLD_SECONDS = float(os.environ.get("SEARCH_FOLD_SECONDS") or 2)
+    SEARCH_LAZY_SECONDS = float(os.environ.get("SEARCH_LAZY_SECONDS") or 0.25)
     SEARCH_INDEXER = flag("SEARCH_INDEXER", True)  # off: this process never indexes
     UPLOAD_DIR = os.environ.get("UPLOAD_DIR") or str(INSTANCE_DIR / "uploads")
     MAX_UPLOAD_MB = int(os.environ.get("MAX_UPLOAD_MB") or 50)

@@ -150,7 +150,7 @@ def after_transaction_end(session: Session, transaction) -> None:
     if search is None:
         return
     try:
-        search.indexer.wake()
+        search.indexer.wake(waited_for=not no_wait)
         if not no_wait:
             search.indexer.wait_for(last)
     except Exception:  # the change is committed and in the feed: the indexer will apply it
