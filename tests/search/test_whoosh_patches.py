@@ -134,3 +134,37 @@ def test_a_page_is_not_left_empty_for_lack_of_time():
         some_shown = Budget(collectors.TopCollector(10), now - 1, now + 10, shown=5)
         searcher.search_with_collector(Term("title", "lava"), some_shown)
         assert some_shown.ran_out and [hit["id"] for hit in some_shown.results()] == []
+
+
+def test_opening_a_segment_reads_it_in_place_instead_of_copying_it(tmp_path):
+    """Every searcher opened after a change, and every batch of the indexer, opens the
+    segments: a copy of each in memory cost 110 ms and ~100 MB at 100,000 people."""
+    import random
+    import tracemalloc
+
+    from whoosh.filedb.filestore import FileStorage
+
+    rng = random.Random(4)
+    vocabulary = [f"w{n}" for n in range(5_000)]
+    schema = Schema(id=ID(stored=True, unique=True), title=TEXT(stored=True))
+    index = FileStorage(str(tmp_path)).create_index(schema)
+    writer = index.writer()
+    for n in range(4_000):
+        writer.add_document(id=str(n), title=" ".join(rng.choices(vocabulary, k=40)))
+    writer.commit()
+    segment_bytes = sum(path.stat().st_size for path in tmp_path.glob("*.seg"))
+    assert segment_bytes > 1_000_000
+
+    tracemalloc.start()
+    try:
+        searcher = index.searcher()
+        first = [hit["title"] for hit in searcher.search(Term("title", "w7"), limit=5)]
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < segment_bytes / 10
+    with searcher:  # and what is read in place is the index as written
+        assert first and all("w7" in title.split() for title in first)
+        found = searcher.search(Term("title", "w7"), limit=None)
+        assert len(found) == sum(1 for d in searcher.documents() if "w7" in d["title"].split())
+        assert sorted(int(d["id"]) for d in searcher.documents()) == list(range(4_000))
