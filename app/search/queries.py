@@ -156,10 +156,12 @@ def _search(name: str, words: Words, tiers: list[dict], fuzzy: str, scope: Scope
     found only in longer text, so that a common word need not be scored in every description
     when the short fields already fill the page."""
     search: SearchIndex = current_app.extensions["campus.search"]
-    began = time.perf_counter()  # the time budgets count from here
     highlighter = words.highlighter()
     with search.searching(name) as searcher:
         allowed, hidden = scope_sets = scope(searcher)
+        # The time budgets count from here: the turn waited for and the searcher opened
+        # after a change are no reason to show a shorter page.
+        began = time.perf_counter()
         if not words:
             return _listed(searcher, allowed or set(), hidden, number, per_page)
         reader = searcher.reader()
@@ -210,15 +212,19 @@ def _listed(searcher, allowed: set[int], hidden: set[int] | None, number: int,
     return Hits(ids, len(docnums), number, Highlighter())
 
 
-# When each tier stops scoring, in seconds after the search began (building its query
-# included): the short fields first, then the longer text with what time is left. A query
-# of common words matched by thousands of courses then shows the best of what was read in
-# that time (in index order, oldest first) instead of scoring them all; most queries finish
-# well within it. The total is then an estimate. At 50,000 courses this keeps the whole
-# page's data within 15 ms at p95 (BENCHMARKS.md "Search"); None: no limit. A page is not
-# left empty for lack of time: until the first result, a tier goes on to LAST_RESORT.
+# When each tier stops scoring, in seconds after the search began (once the searcher and the
+# viewer's filters are ready; building its query included): the short fields first, then
+# the longer text with what time is left. A query of common words matched by thousands of
+# courses then shows the best of what was read in that time (in index order, oldest first)
+# instead of scoring them all; most queries finish well within it. The total is then an
+# estimate. At 50,000 courses this keeps the whole page's data within 15 ms at p95
+# (BENCHMARKS.md "Search"); None: no limit. A page is not left empty for lack of time: until
+# the first result, a tier goes on to LAST_RESORT. An index of fewer than BUDGETED_FROM
+# documents is always searched whole, exactly: scoring every match of its commonest word
+# takes a few milliseconds, and a small school's page never depends on the machine's load.
 BUDGETS = (0.007, 0.009)
 LAST_RESORT = 0.05
+BUDGETED_FROM = 5_000
 
 
 class Budget(collectors.WrappingCollector):
@@ -302,7 +308,8 @@ def _tiered(searcher, queries: list, allowed, hidden, number: int, per_page: int
         if query is None:
             continue
         wanted = limit - len(docnums)
-        seconds = BUDGETS[min(position, 1)]
+        whole = searcher.doc_count_all() < BUDGETED_FROM
+        seconds = None if whole else BUDGETS[min(position, 1)]
         budget = Budget(collectors.TopCollector(wanted), seconds and began + seconds,
                         seconds and began + LAST_RESORT, len(docnums))  # fmt: skip
         collector = collectors.FilterCollector(budget, allowed, masked or None)

@@ -156,3 +156,24 @@ def test_a_draft_s_words_are_never_suggested_to_others(client, make_user, make_c
     login_as(owner)  # its teacher may be offered the word: the draft is theirs to find
     response = client.get("/search/courses", query_string={"q": "quantumleaf"})
     assert "quantumleap" in response.text.lower()
+
+
+def test_a_small_school_is_searched_whole_however_slow_the_moment(
+    client, make_course, tara, monkeypatch
+):
+    """The time budgets (app/search/queries.py) cut the scoring of very common words at
+    district size; under BUDGETED_FROM documents every match is ranked, even when the clock
+    says the budget is spent before the search starts."""
+    from app.search import queries
+
+    for n in range(30):
+        make_course(tara, title=f"Geology part {n}", description="rocks " * (n % 5 + 1))
+    monkeypatch.setattr(queries, "BUDGETS", (1e-9, 1e-9))
+    whole = find(client, "geology rocks")
+    assert len(whole) == 20
+    assert "30 courses found, page 1 of 2" in client.get("/search/courses?q=geology").text
+
+    monkeypatch.setattr(queries, "BUDGETED_FROM", 10)  # as if this were a district
+    cut = find(client, "geology rocks")
+    assert 1 <= len(cut) < 20  # what was read before the budget ran out, never nothing
+    assert "About" in client.get("/search/courses?q=geology").text
