@@ -435,7 +435,9 @@ def rush(app, database_url: str, index_dir: str, students: int, redis: str | Non
         with ThreadPoolExecutor(max_workers=16) as pool:
             list(pool.map(lambda pair: pair[1].sign_in(pair[0], RUSH_PASSWORD),
                           zip(names, clients, strict=True)))  # fmt: skip
-        elapsed, statuses = all_at_once(clients, lambda c: c.post(f"/courses/{course_id}/enroll"))
+        page = f"/courses/{course_id}"
+        views, _ = all_at_once(clients, lambda c: c.get(page))  # the baseline, same clients
+        elapsed, statuses = all_at_once(clients, lambda c: c.post(f"{page}/enroll"))
         with app.app_context():
             search.wait_for_all(30)
             places = dict(db.session.execute(
@@ -444,7 +446,8 @@ def rush(app, database_url: str, index_dir: str, students: int, redis: str | Non
             ).all())  # fmt: skip
             members = search.users("", None, course_id, 1, 20).total
     serving = "Redis, gunicorn.conf.py's workers" if redis else "one worker"
-    print(f"{len(names)} enrolments at once ({db_name(database_url)}, {serving}): {elapsed:.2f} s, "
+    print(f"{len(names)} enrolments at once ({db_name(database_url)}, {serving}): {elapsed:.2f} s "
+          f"(the same clients' {len(names)} views of the course page: {views:.2f} s), "
           f"statuses {sorted(set(statuses))}; {places}; the user index lists {members} "
           f"in the course")  # fmt: skip
 
