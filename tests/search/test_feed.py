@@ -205,6 +205,35 @@ def test_enrolments_reach_the_user_index(app, make_user, make_course):
     assert find_users("", course=course.id) == [course.teacher_id]
 
 
+def test_an_enrolment_is_applied_lazily_and_a_change_waited_for_at_once(
+    own_index, make_user, make_course
+):
+    """Nobody searches for their own enrolment right after it: the indexer gathers such
+    changes for SEARCH_LAZY_SECONDS into one batch. A change its request waits for (a new
+    course) is applied at once, taking the gathered ones with it."""
+    indexer = own_index.extensions["campus.search"].indexer
+    course = make_course(title="Volcanology")
+    indexer.lazy_seconds = 0.6
+    students = [make_user(f"lazy{n}", full_name=f"Lazy Student {n}") for n in range(3)]
+    began = time.monotonic()
+    for student in students:
+        enroll(student, course.id)
+    assert find_users("lazy", course.id) == []  # not applied yet, and nobody waited for it
+    while len(find_users("lazy", course.id)) < 3:
+        assert time.monotonic() - began < 5, "the enrolments were never applied"
+        time.sleep(0.02)
+    assert time.monotonic() - began >= 0.5  # gathered, not one batch each
+
+    indexer.lazy_seconds = 60  # a change waited for must not wait for the gathering
+    late = make_user("late", full_name="Late Student")
+    enroll(late, course.id)
+    began = time.monotonic()
+    other = make_course(title="Seismology")
+    assert time.monotonic() - began < 5
+    assert find("seismology") == [other.id]
+    assert set(find_users("student", course.id)) == {s.id for s in (*students, late)}
+
+
 def test_health_says_search_is_not_ok_while_the_indexer_is_stuck(own_index, make_course):
     indexer = own_index.extensions["campus.search"].indexer
     indexer.stale_seconds, indexer.wait_seconds = 0.5, 0.2
