@@ -447,10 +447,12 @@ def index_name(root: Path) -> str:
     except OSError:
         root.mkdir(parents=True, exist_ok=True)
         name = uuid.uuid4().hex
-        temporary = root / f"name.{os.getpid()}.tmp"
+        # Its own temporary file: two threads of one process may name it at once (a request
+        # and the indexer).
+        temporary = root / f"name.{name}.tmp"
         temporary.write_text(name, encoding="utf-8")
         with contextlib.suppress(FileExistsError):
-            os.link(temporary, path)  # the first process to name it wins
+            os.link(temporary, path)  # the first to name it wins
         temporary.unlink(missing_ok=True)
         return path.read_text(encoding="utf-8").strip()
 

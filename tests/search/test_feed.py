@@ -433,3 +433,31 @@ def database_courses() -> dict[int, tuple[str, bool]]:
         course.id: (course.title, course.published and course.archived_at is None)
         for course in db.session.scalars(select(Course))
     }
+
+
+def test_threads_of_one_process_naming_a_new_index_at_once_agree(tmp_path):
+    """A request registering the index and the indexer may name a new directory at the same
+    moment (a restore's first start): one name, and neither fails."""
+    import threading
+
+    from app.search.indexer import index_name
+
+    for attempt in range(20):
+        root = tmp_path / f"index-{attempt}"
+        names, errors = [], []
+        start = threading.Barrier(8)
+
+        def name_it(root=root, names=names, errors=errors, start=start) -> None:
+            start.wait()
+            try:
+                names.append(index_name(root))
+            except OSError as error:
+                errors.append(error)
+
+        threads = [threading.Thread(target=name_it) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == [] and len(set(names)) == 1 and len(names) == 8
+        assert sorted(p.name for p in root.iterdir()) == ["name"]  # no temporary file left
