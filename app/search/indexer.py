@@ -276,8 +276,8 @@ class Indexer:
     def _idle(self) -> None:
         """Until woken by a commit of this process, a nudge from another, or the poll. A change
         nobody waits for (an enrolment) is applied up to `lazy_seconds` later, with those that
-        follow it: at a rush each batch would otherwise hold one change, and each costs the
-        opening of every segment (tens of milliseconds at 100,000 people)."""
+        follow it: at a rush each batch would otherwise hold one change, and each batch costs a
+        commit of the index (a new segment) and the opening of its readers."""
         now = time.monotonic()
         deadline, later = now + self.poll_seconds, None
         while not self._stop.is_set() and now < deadline:
