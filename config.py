@@ -34,7 +34,8 @@ class Config:
     # The search feed (app/search/indexer.py): how long a request waits for its own change
     # to be findable, how often the indexer looks at the feed unprompted (changes made on
     # other servers), how long a missing id is awaited, when /healthz says search is behind,
-    # and how long without a change before the batches' segments are folded into one.
+    # how long without a change before the batches' segments are folded into one, and how
+    # long a change nobody waits for (an enrolment) may wait to be applied with those after it.
     SEARCH_WAIT_SECONDS = float(os.environ.get("SEARCH_WAIT_SECONDS") or 5)
     SEARCH_POLL_SECONDS = float(os.environ.get("SEARCH_POLL_SECONDS") or 1)
     SEARCH_GAP_SECONDS = float(os.environ.get("SEARCH_GAP_SECONDS") or 60)

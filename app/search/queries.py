@@ -304,11 +304,11 @@ def _tiered(searcher, queries: list, allowed, hidden, number: int, per_page: int
     limit = number * per_page
     docnums: list[int] = []
     masked = set(hidden or ())
+    whole = searcher.doc_count_all() < BUDGETED_FROM
     for position, query in enumerate(queries):
         if query is None:
             continue
         wanted = limit - len(docnums)
-        whole = searcher.doc_count_all() < BUDGETED_FROM
         seconds = None if whole else BUDGETS[min(position, 1)]
         budget = Budget(collectors.TopCollector(wanted), seconds and began + seconds,
                         seconds and began + LAST_RESORT, len(docnums))  # fmt: skip
