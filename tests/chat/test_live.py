@@ -10,13 +10,13 @@ import time
 from collections.abc import Callable
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from app.blueprints.enrollments.services import enroll
 from app.extensions import db
-from app.models import ChatMessage, ChatRoom, Notification
+from app.models import ChatMessage, ChatRoom, Notification, User
 from tests.conftest import PASSWORD, running_server
 from tests.live_client import LiveClient
 
@@ -382,3 +382,29 @@ def test_signing_out_elsewhere_closes_an_idle_socket(live_server, room):
         with pytest.raises(ConnectionClosed) as closed:
             idle.recv(timeout=5)
         assert closed.value.rcvd.code == 1008
+
+
+@pytest.mark.parametrize("what", ["post", "typing"])
+def test_a_session_ended_while_the_socket_opened_is_refused_at_its_next_message(
+    live_server, room, what
+):
+    """The session ended without the broadcast that closes sockets reaching this one (it was
+    opening at that moment): its next message closes it, and a post is not stored."""
+    room_id, teacher, ana, _ = room
+    with open_socket(live_server, teacher) as t, open_socket(live_server, ana) as a:
+        send(a, {"resume": {str(room_id): 0}})
+        time.sleep(0.3)
+        before = message_count()
+        db.session.execute(
+            update(User).where(User.id == ana.id).values(session_version=User.session_version + 1)
+        )
+        db.session.commit()
+        if what == "post":
+            send(a, {"room": room_id, "body": "Sent after signing out"})
+        else:
+            send(a, {"room": room_id, "typing": True})
+        with pytest.raises(ConnectionClosed) as closed:
+            wait_for(a, lambda f: False)
+        assert closed.value.rcvd.code == 1008
+        quiet(t, lambda f: "Sent after signing out" in f or "typing" in f)
+        assert message_count() == before

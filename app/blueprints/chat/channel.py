@@ -103,23 +103,31 @@ def still_signed_in(member: Member) -> bool:
 
 
 def handle(connection: Connection, member: Member, raw: str | bytes) -> bool:
-    """Answer one message; False when the socket's session has ended."""
+    """Answer one message; False when the socket's session has ended. A post checks the
+    session in the query that finds its room; anything else, and every refusal, checks it
+    first."""
     try:
-        if not still_signed_in(member):
-            return False
         if connection.over_limit():
             raise InvalidInput({"live": "Slow down: at most 10 messages in 5 seconds."})
         data = parse(raw)
-        if "resume" in data:
-            resume(connection, member, data["resume"])
-        elif data.get("typing") is True:
-            typing(connection, member, room_id(data.get("room")))
+        if "resume" in data or data.get("typing") is True:
+            if not still_signed_in(member):
+                return False
+            if "resume" in data:
+                resume(connection, member, data["resume"])
+            else:
+                typing(connection, member, room_id(data.get("room")))
         else:
             services.post(member, room_id(data.get("room")), data.get("body"))
             if connection.error_shown:
                 show_error(connection, "")
+    except services.SessionEnded:
+        db.session.rollback()
+        return False
     except DomainError as error:
         db.session.rollback()
+        if not still_signed_in(member):
+            return False
         show_error(connection, error.message or "That could not be done.")
     except Exception:
         db.session.rollback()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from flask import current_app, url_for
-from sqlalchemy import and_, case, func, or_, select, union, update
+from sqlalchemy import String, and_, case, cast, func, or_, select, union, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased, contains_eager
 
@@ -122,20 +122,48 @@ def muted_until(room_id: int, user_id: int) -> datetime | None:
     return as_utc(until)
 
 
-def room_to_post_in(user_id: int, room_id: int) -> tuple[ChatRoom, list[int]]:
-    """`room_for`, refusing an archived course's room and a muted member (403), in two
-    queries: the room with its course's archive time and the member's mute, then its members
-    (every message goes through here)."""
+class SessionEnded(NotAllowed):
+    """The poster's session ended (signed out elsewhere, a new password) after their socket
+    or page was opened."""
+
+    def __init__(self) -> None:
+        super().__init__("You have been signed out: sign in again to write.")
+
+
+def room_to_post_in(
+    user_id: int, room_id: int, session_version: int | None = None
+) -> tuple[ChatRoom, list[int]]:
+    """`room_for`, refusing an archived course's room and a muted member (403) and, given
+    the version the poster signed in with, a session that has ended since (SessionEnded).
+    One query, as every message goes through here: the room, its course's archive time and
+    teacher, the poster's mute, the enrolled students' ids as one string, and the poster's
+    session version."""
+    enrolled = (
+        select(func.aggregate_strings(cast(Enrollment.student_id, String), ","))
+        .where(
+            Enrollment.course_id == ChatRoom.course_id,
+            Enrollment.status == EnrollmentStatus.ENROLLED.value,
+        )
+        .correlate(ChatRoom)
+        .scalar_subquery()
+    )
+    version = select(User.session_version).where(User.id == user_id).scalar_subquery()
     found = db.session.execute(
-        select(ChatRoom, Course.archived_at, ChatMute.until)
+        select(ChatRoom, Course.archived_at, Course.teacher_id, ChatMute.until, enrolled, version)
         .outerjoin(Course, Course.id == ChatRoom.course_id)
         .outerjoin(ChatMute, and_(ChatMute.room_id == ChatRoom.id, ChatMute.user_id == user_id))
         .where(ChatRoom.id == room_id)
     ).first()
     if found is None:
         raise NotFound("There is no such chat room.")
-    room, archived_at, muted = found
-    members = member_ids(room)
+    room, archived_at, teacher_id, muted, enrolled_ids, signed_in_as = found
+    if session_version is not None and signed_in_as != session_version:
+        raise SessionEnded()
+    if room.course_id is None:
+        members = [room.user_a_id, room.user_b_id]
+    else:
+        students = [int(part) for part in enrolled_ids.split(",")] if enrolled_ids else []
+        members = list(dict.fromkeys([teacher_id, *students]))
     if user_id not in members:
         raise NotFound("There is no such chat room.")
     if archived_at is not None:
@@ -276,7 +304,7 @@ def post(author: Member, room_id: int, body: object) -> ChatMessage:
     """Store the message, then send it to every member's open tabs, then notify the members who
     do not have the room open (once per room until they read it). What was shown was saved."""
     text = clean_body(body)
-    room, members = room_to_post_in(author.id, room_id)
+    room, members = room_to_post_in(author.id, room_id, author.session_version)
     limit, who = current_app.config["CHAT_POST_LIMIT"], author.account_key or str(author.id)
     if not count_attempt(limit, "chat-post", who):
         raise Throttled(
