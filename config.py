@@ -24,7 +24,11 @@ def database_url(default: str) -> str:
 class Config:
     SECRET_KEY = os.environ.get("SECRET_KEY")
     SQLALCHEMY_DATABASE_URI = database_url(f"sqlite:///{INSTANCE_DIR / 'campus.db'}")
-    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    # A pooled PostgreSQL connection left unused longer than this is checked with a round trip
+    # before it is used (a server restarted or a firewall that dropped it); one in steady use
+    # is not, as that check would be one more round trip on every request and chat message.
+    DATABASE_PING_IDLE_SECONDS = float(os.environ.get("DATABASE_PING_IDLE_SECONDS") or 5)
     REDIS_URL = os.environ.get("REDIS_URL") or None
     # Rendered parts of pages kept in each worker (app/fragments.py): how many, and for how
     # long at most (they go stale only if a worker dies between a commit and its bump).
