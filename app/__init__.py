@@ -5,12 +5,10 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from time import monotonic
 
 from flask import Flask, request, url_for
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DisconnectionError
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import live, mail, signing
@@ -45,6 +43,8 @@ def create_app(config: str | type[Config] | None = None, **overrides: object) ->
     db.init_app(app)
     if not str(app.config["SQLALCHEMY_DATABASE_URI"]).startswith("sqlite"):
         # SQLite has no server to have gone away.
+        from app.database import ping_when_idle
+
         with app.app_context():
             ping_when_idle(db.engine, app.config["DATABASE_PING_IDLE_SECONDS"])
     migrate.init_app(app, db, directory=os.path.join(os.path.dirname(app.root_path), "migrations"))
@@ -161,28 +161,6 @@ def configure_login(app: Flask) -> None:
             return "", 401, {"HX-Redirect": login_url}
         flash(login_manager.login_message, login_manager.login_message_category)
         return redirect(login_url)
-
-
-def ping_when_idle(engine: Engine, idle_seconds: float) -> None:
-    """Check a pooled connection with one round trip before handing it out, if it has not been
-    used for `idle_seconds`; a dead one is replaced. (SQLAlchemy's `pool_pre_ping` checks every
-    checkout, a round trip more on each request.) A connection in steady use that died with
-    its server fails the statement it was given, once: SQLAlchemy then replaces every
-    connection the pool held, so the requests after it find the server again."""
-
-    @event.listens_for(engine, "connect")
-    @event.listens_for(engine, "checkin")
-    def used(dbapi_connection, connection_record) -> None:
-        connection_record.info["used_at"] = monotonic()
-
-    @event.listens_for(engine, "checkout")
-    def check(dbapi_connection, connection_record, connection_proxy) -> None:
-        if monotonic() - connection_record.info.get("used_at", 0.0) < idle_seconds:
-            return
-        try:
-            engine.dialect.do_ping(dbapi_connection)
-        except engine.dialect.loaded_dbapi.Error as error:
-            raise DisconnectionError("the pooled connection has gone away") from error
 
 
 @event.listens_for(Engine, "connect")

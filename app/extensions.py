@@ -11,6 +11,8 @@ from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
+from app.database import CampusSession
+
 
 class Base(DeclarativeBase):
     # Named constraints, so that migrations can drop and alter them on every database.
@@ -25,7 +27,7 @@ class Base(DeclarativeBase):
     )
 
 
-db = SQLAlchemy(model_class=Base)
+db = SQLAlchemy(model_class=Base, session_options={"class_": CampusSession})
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import OperationalError
 
 from app import create_app
@@ -67,3 +67,52 @@ def test_a_busy_connection_that_died_fails_once_and_the_pool_is_renewed(postgres
         assert backend_pid() not in pids
         assert backend_pid() not in pids
         db.engine.dispose()
+
+
+def statements_of(app, steps) -> list[tuple[str, bool]]:
+    """Each statement the app sent while `steps` ran, with whether its connection was in
+    autocommit mode (no BEGIN sent before it, nothing to commit or roll back after)."""
+    seen: list[tuple[str, bool]] = []
+
+    def record(conn, cursor, statement, *args) -> None:
+        seen.append((statement.split(None, 1)[0], conn.connection.dbapi_connection.autocommit))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        steps()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_pages_that_only_read_send_no_transaction_and_writes_keep_theirs(
+    app, client, make_course, make_user, login_as
+):
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        pytest.skip("SQLite's BEGIN costs no round trip: nothing changes there")
+    course = make_course(title="Tide Pools")
+    login_as(make_user("ana"))
+    course_id = course.id
+
+    def read_pages() -> None:
+        for path in (f"/courses/{course_id}", "/courses", "/dashboard", "/search/courses?q=tide"):
+            assert client.get(path).status_code == 200, path
+
+    read = statements_of(app, read_pages)
+    assert read and all(alone for _, alone in read), read
+
+    def enrol() -> None:
+        response = client.post_form(f"/courses/{course_id}/enroll", {})
+        assert response.status_code == 303
+
+    written = statements_of(app, enrol)
+    assert any(kind == "INSERT" for kind, _ in written)
+    assert not any(alone for _, alone in written), written
+    # The pooled connection the pages used is back to transactions: a rollback undoes.
+    connection = db.session.connection()
+    assert connection.connection.dbapi_connection.autocommit is False
+    rename = text("UPDATE courses SET title = 'Changed' WHERE id = :id")
+    db.session.execute(rename, {"id": course_id})
+    db.session.rollback()
+    title = text("SELECT title FROM courses WHERE id = :id")
+    assert db.session.scalar(title, {"id": course_id}) == "Tide Pools"

@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased, contains_eager
 
 from app.blueprints.notifications.services import notify
+from app.database import statements_alone
 from app.errors import InvalidInput, NotAllowed, NotFound, Throttled
 from app.extensions import db
 from app.forms import text_problem
@@ -325,39 +326,30 @@ def post(author: Member, room_id: int, body: object) -> ChatMessage:
     """Store the message, then send it to every member's open tabs, then notify the members who
     do not have the room open (once per room until they read it). What was shown was saved."""
     text = clean_body(body)
-    _statements_commit_alone()
-    room, members = room_to_post_in(author.id, room_id, author.session_version)
-    limit, who = current_app.config["CHAT_POST_LIMIT"], author.account_key or str(author.id)
-    if not count_attempt(limit, "chat-post", who):
-        raise Throttled(
-            "Slow down: at most 10 messages in 5 seconds.",
-            seconds_until_allowed(limit, "chat-post", who),
-        )
-    message = ChatMessage(room_id=room.id, author_id=author.id, body=text)
-    db.session.add(message)
-    db.session.flush()  # its id and time: the fragment is made before the commit expires them
-    others = [member for member in members if member != author.id]
-    # Who has the room open sees the message now: "seen by" travels with it.
-    watching = live().broker.watchers(room.id, others)
-    html = message_fragment(message, author.full_name, seen=len(watching))
-    message_id = message.id
-    db.session.commit()
+    # Two statements, the room's query and the insert, with nothing between them to undo: on
+    # PostgreSQL without BEGIN and COMMIT, two round trips instead of four (app/database.py).
+    with statements_alone(db.session()):
+        room, members = room_to_post_in(author.id, room_id, author.session_version)
+        limit, who = current_app.config["CHAT_POST_LIMIT"], author.account_key or str(author.id)
+        if not count_attempt(limit, "chat-post", who):
+            raise Throttled(
+                "Slow down: at most 10 messages in 5 seconds.",
+                seconds_until_allowed(limit, "chat-post", who),
+            )
+        message = ChatMessage(room_id=room.id, author_id=author.id, body=text)
+        db.session.add(message)
+        db.session.flush()  # its id and time: the fragment is made before the commit expires them
+        others = [member for member in members if member != author.id]
+        # Who has the room open sees the message now: "seen by" travels with it.
+        watching = live().broker.watchers(room.id, others)
+        html = message_fragment(message, author.full_name, seen=len(watching))
+        message_id = message.id
+        db.session.commit()
     live().publish(members, html, room=room_id, message_id=message_id)
     away = set(others) - watching
     if away:
         notify_away(room, author, sorted(away))
     return message
-
-
-def _statements_commit_alone() -> None:
-    """A live message is two statements, its room's query and its insert, with nothing between
-    them to undo: on PostgreSQL they run without BEGIN and COMMIT, two round trips instead of
-    four (READ COMMITTED saw no more than this either). Not when the caller's transaction has
-    begun (a page's post: its sign-in was read in it), nor on SQLite (no round trips)."""
-    session = db.session()
-    if session.in_transaction() or db.engine.dialect.name != "postgresql":
-        return
-    session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
 def seen_by(room_id: int, members: list[int], newest: ChatMessage, watching: set[int]) -> int:

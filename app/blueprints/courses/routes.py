@@ -13,6 +13,7 @@ from app.blueprints.chat.services import course_room_id
 from app.blueprints.courses import bp, lifecycle, services
 from app.blueprints.courses.forms import CourseForm, DeleteCourseForm, TransferForm
 from app.blueprints.enrollments import services as enrolment
+from app.database import reads_alone
 from app.errors import InvalidInput, NotFound
 from app.models import Role
 from app.web import (
@@ -27,6 +28,7 @@ from app.web import (
 
 
 @bp.get("/courses")
+@reads_alone
 @cached_for_visitors(scopes=lambda: [fragments.CATALOGUE])
 def index():
     number = page_number()
@@ -57,6 +59,7 @@ def create():
 
 
 @bp.get("/courses/<int:course_id>")
+@reads_alone
 @cached_for_visitors(scopes=lambda course_id: [fragments.course_scope(course_id)])
 def detail(course_id: int):
     return course_page(course_id)

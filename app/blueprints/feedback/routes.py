@@ -10,6 +10,7 @@ from app.blueprints.courses.services import can_manage
 from app.blueprints.feedback import bp, services
 from app.blueprints.feedback.forms import FeedbackForm, ReplyForm
 from app.blueprints.notifications.services import mark_read_for_link
+from app.database import reads_alone
 from app.templating import viewer_zone
 from app.web import is_cross_site, is_htmx, page_number, redirect_303, render_page_or_partial
 
@@ -47,6 +48,7 @@ def page_context(
 
 
 @bp.get("/courses/<int:course_id>/feedback")
+@reads_alone
 @login_required
 def index(course_id: int):
     item = services.readable_course(current_user, course_id)

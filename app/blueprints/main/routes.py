@@ -7,6 +7,7 @@ from flask_login import current_user, login_required
 
 from app import fragments
 from app.blueprints.main import bp, services
+from app.database import reads_alone
 from app.web import cached_for_visitors
 
 
@@ -19,6 +20,7 @@ def home():
 
 
 @bp.get("/dashboard")
+@reads_alone
 @login_required
 def dashboard():
     from app.blueprints.courses.services import listed_by_id

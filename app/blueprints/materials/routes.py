@@ -7,6 +7,7 @@ from flask_login import current_user, login_required
 
 from app.blueprints.courses.services import can_manage
 from app.blueprints.materials import bp, services
+from app.database import reads_alone
 from app.errors import InvalidInput
 from app.web import accepts_large_body, is_htmx, redirect_303
 
@@ -34,6 +35,7 @@ def human_size_filter(size: int) -> str:
 
 
 @bp.get("/courses/<int:course_id>/materials")
+@reads_alone
 @login_required
 def index(course_id: int):
     course, materials = services.listing(current_user, course_id)
@@ -74,6 +76,7 @@ def upload(course_id: int):
 
 
 @bp.get("/materials/<int:material_id>/download")
+@reads_alone
 @login_required
 def download(material_id: int):
     material, path = services.downloadable(current_user, material_id)

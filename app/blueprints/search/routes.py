@@ -6,11 +6,13 @@ from flask import request
 from flask_login import current_user
 
 from app.blueprints.search import bp, services
+from app.database import reads_alone
 from app.models import Role
 from app.web import page_number, render_page_or_partial, role_required
 
 
 @bp.get("/search/courses")
+@reads_alone
 def courses():
     query = services.CourseQuery.of(request.args)
     found = services.find_courses(current_user, query, page_number())
@@ -20,6 +22,7 @@ def courses():
 
 
 @bp.get("/search/users")
+@reads_alone
 @role_required(Role.TEACHER, Role.ADMIN)
 def users():
     query = services.UserQuery.of(request.args)
