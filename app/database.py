@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DisconnectionError
 
 STATEMENTS_ALONE = "campus.statements_alone"
+UNTIL_IT_ENDS = "until the transaction ends"
 View = TypeVar("View", bound=Callable[..., Any])
 
 _alone_engines: WeakKeyDictionary[Engine, Engine] = WeakKeyDictionary()
@@ -69,7 +70,9 @@ def statements_alone(session: Session) -> Iterator[None]:
     """Within the block, each statement commits on its own, for work whose statements stand
     alone (each one's effect is whole, and nothing between them is to be undone). READ
     COMMITTED, PostgreSQL's default, gives each statement its own snapshot anyway. Nothing
-    changes for a session whose transaction has begun (the connection is taken)."""
+    changes for a session whose transaction has begun (the connection is taken); a transaction
+    begun in the block keeps its connection until it ends, so that the session never holds
+    two."""
     if session.in_transaction():
         yield
         return
@@ -77,8 +80,16 @@ def statements_alone(session: Session) -> Iterator[None]:
     try:
         yield
     finally:
-        if not session.in_transaction():
+        if session.in_transaction():
+            session.info[STATEMENTS_ALONE] = UNTIL_IT_ENDS
+        else:
             session.info.pop(STATEMENTS_ALONE, None)
+
+
+@event.listens_for(CampusSession, "after_transaction_end")
+def _block_ended(session: Session, transaction) -> None:
+    if transaction.parent is None and session.info.get(STATEMENTS_ALONE) == UNTIL_IT_ENDS:
+        del session.info[STATEMENTS_ALONE]
 
 
 def reads_alone(view: View) -> View:

@@ -224,6 +224,7 @@ def main() -> None:
 
     from app import create_app, search
     from app.blueprints.search import services
+    from app.database import statements_alone
     from app.extensions import db
     from app.models import Course, User
 
@@ -259,7 +260,9 @@ def main() -> None:
         anonymous = type("Visitor", (), {"is_authenticated": False, "id": None})()
 
         def whole_service(q: str) -> None:
-            services.find_courses(anonymous, services.CourseQuery(q=q), 1)
+            # As the page runs it (@reads_alone): on PostgreSQL without BEGIN and ROLLBACK.
+            with statements_alone(db.session()):
+                services.find_courses(anonymous, services.CourseQuery(q=q), 1)
             db.session.rollback()
 
         columns = (Course.title, Course.description, Course.keywords, User.full_name)

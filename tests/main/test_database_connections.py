@@ -11,6 +11,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import OperationalError
 
 from app import create_app
+from app.database import ping_when_idle, statements_alone
 from app.extensions import db
 
 
@@ -51,22 +52,26 @@ def test_an_idle_connection_that_died_is_replaced_before_use(postgres_url):
 
 
 def test_a_busy_connection_that_died_fails_once_and_the_pool_is_renewed(postgres_url):
-    app = app_pinging_after(postgres_url, 60)
-    with app.app_context():
+    # An engine of its own, as the app's sets it up: no indexer or mail sender of the app's
+    # may take one of the pool's connections meanwhile.
+    engine = create_engine(postgres_url)
+    ping_when_idle(engine, 60)
+    try:
         # Two pooled connections, both used a moment ago; the server loses both.
-        held = [db.engine.connect() for _ in range(2)]
+        held = [engine.connect() for _ in range(2)]
         pids = [c.execute(text("SELECT pg_backend_pid()")).scalar() for c in held]
         for connection in held:
             connection.close()
         for pid in pids:
             end_backend(postgres_url, pid)
-        with pytest.raises(OperationalError):
-            db.session.scalar(text("SELECT 1"))
-        db.session.remove()
+        with pytest.raises(OperationalError), engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
         # The other dead connection is not handed out again: the pool was renewed.
-        assert backend_pid() not in pids
-        assert backend_pid() not in pids
-        db.engine.dispose()
+        for _ in range(2):
+            with engine.connect() as connection:
+                assert connection.execute(text("SELECT pg_backend_pid()")).scalar() not in pids
+    finally:
+        engine.dispose()
 
 
 def statements_of(app, steps) -> list[tuple[str, bool]]:
@@ -116,3 +121,16 @@ def test_pages_that_only_read_send_no_transaction_and_writes_keep_theirs(
     db.session.rollback()
     title = text("SELECT title FROM courses WHERE id = :id")
     assert db.session.scalar(title, {"id": course_id}) == "Tide Pools"
+
+
+def test_a_block_of_lone_statements_keeps_its_connection_until_its_transaction_ends(app):
+    if not app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        pytest.skip("SQLite's BEGIN costs no round trip: nothing changes there")
+    session = db.session()
+    session.rollback()
+    with statements_alone(session):
+        session.execute(text("SELECT 1"))
+    taken = session.connection()
+    assert taken.connection.dbapi_connection.autocommit is True  # the same one, not a second
+    session.rollback()
+    assert session.connection().connection.dbapi_connection.autocommit is False
