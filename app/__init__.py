@@ -40,6 +40,8 @@ def create_app(config: str | type[Config] | None = None, **overrides: object) ->
     from app.web import register_body_limits
 
     register_body_limits(app)  # before the CSRF check, which reads the body
+    if str(app.config["SQLALCHEMY_DATABASE_URI"]).startswith("postgresql+psycopg"):
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = psycopg_options(app.config)
     db.init_app(app)
     if not str(app.config["SQLALCHEMY_DATABASE_URI"]).startswith("sqlite"):
         # SQLite has no server to have gone away.
@@ -100,6 +102,17 @@ def create_app(config: str | type[Config] | None = None, **overrides: object) ->
     search.init_app(app)
     fragments.init_app(app)
     return app
+
+
+def psycopg_options(config) -> dict:
+    """No server-side prepared statements: psycopg prepares a statement on its fifth use in a
+    connection, and forgets them all (DEALLOCATE ALL, a round trip) after any ROLLBACK; with
+    pages that end without one (app/database.py) they pile up to its limit of 100 and are
+    dropped one by one, and PostgreSQL may switch a prepared statement to a generic plan."""
+    options = dict(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    connect_args = dict(options.get("connect_args") or {})
+    connect_args.setdefault("prepare_threshold", None)
+    return options | {"connect_args": connect_args}
 
 
 def warm_up(app: Flask) -> None:
