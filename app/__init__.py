@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask, request, url_for
 from sqlalchemy import event
@@ -104,7 +106,7 @@ def create_app(config: str | type[Config] | None = None, **overrides: object) ->
     return app
 
 
-def psycopg_options(config) -> dict:
+def psycopg_options(config: Mapping[str, Any]) -> dict[str, Any]:
     """No server-side prepared statements: psycopg prepares a statement on its fifth use in a
     connection, and forgets them all (DEALLOCATE ALL, a round trip) after any ROLLBACK; with
     pages that end without one (app/database.py) they pile up to its limit of 100 and are
