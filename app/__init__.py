@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Mapping
-from typing import Any
 
 from flask import Flask, request, url_for
 from sqlalchemy import event
@@ -43,6 +41,8 @@ def create_app(config: str | type[Config] | None = None, **overrides: object) ->
 
     register_body_limits(app)  # before the CSRF check, which reads the body
     if str(app.config["SQLALCHEMY_DATABASE_URI"]).startswith("postgresql+psycopg"):
+        from app.database import psycopg_options
+
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = psycopg_options(app.config)
     db.init_app(app)
     if not str(app.config["SQLALCHEMY_DATABASE_URI"]).startswith("sqlite"):
@@ -104,17 +104,6 @@ def create_app(config: str | type[Config] | None = None, **overrides: object) ->
     search.init_app(app)
     fragments.init_app(app)
     return app
-
-
-def psycopg_options(config: Mapping[str, Any]) -> dict[str, Any]:
-    """No server-side prepared statements: psycopg prepares a statement on its fifth use in a
-    connection, and forgets them all (DEALLOCATE ALL, a round trip) after any ROLLBACK; with
-    pages that end without one (app/database.py) they pile up to its limit of 100 and are
-    dropped one by one, and PostgreSQL may switch a prepared statement to a generic plan."""
-    options = dict(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
-    connect_args = dict(options.get("connect_args") or {})
-    connect_args.setdefault("prepare_threshold", None)
-    return options | {"connect_args": connect_args}
 
 
 def warm_up(app: Flask) -> None:

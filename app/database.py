@@ -8,11 +8,10 @@ three queries and ROLLBACK."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from time import monotonic
 from typing import Any, TypeVar
-from weakref import WeakKeyDictionary
 
 from flask_sqlalchemy.session import Session
 from sqlalchemy import event
@@ -21,9 +20,19 @@ from sqlalchemy.exc import DisconnectionError
 
 STATEMENTS_ALONE = "campus.statements_alone"
 UNTIL_IT_ENDS = "until the transaction ends"
+ALONE_ENGINE = "_campus_autocommit_variant"
 View = TypeVar("View", bound=Callable[..., Any])
 
-_alone_engines: WeakKeyDictionary[Engine, Engine] = WeakKeyDictionary()
+
+def psycopg_options(config: Mapping[str, Any]) -> dict[str, Any]:
+    """No server-side prepared statements: psycopg prepares a statement on its fifth use in a
+    connection, and forgets them all (DEALLOCATE ALL, a round trip) after any ROLLBACK; with
+    pages that end without one (`reads_alone` below) they pile up to its limit of 100 and are
+    dropped one by one, and PostgreSQL may switch a prepared statement to a generic plan."""
+    options = dict(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    connect_args = dict(options.get("connect_args") or {})
+    connect_args.setdefault("prepare_threshold", None)
+    return options | {"connect_args": connect_args}
 
 
 def ping_when_idle(engine: Engine, idle_seconds: float) -> None:
@@ -59,9 +68,12 @@ class CampusSession(Session):
             return engine
         if engine.dialect.name != "postgresql":
             return engine  # SQLite's BEGIN costs no round trip
-        alone = _alone_engines.get(engine)
+        # Kept on the engine (the variant refers back to it: a cycle the collector frees with
+        # the app, where a weak-keyed table would keep every engine alive).
+        alone = vars(engine).get(ALONE_ENGINE)
         if alone is None:
-            alone = _alone_engines[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
+            alone = engine.execution_options(isolation_level="AUTOCOMMIT")
+            setattr(engine, ALONE_ENGINE, alone)
         return alone
 
 

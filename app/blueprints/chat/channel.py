@@ -104,19 +104,19 @@ def still_signed_in(member: Member) -> bool:
 
 def handle(connection: Connection, member: Member, raw: str | bytes) -> bool:
     """Answer one message; False when the socket's session has ended. A post checks the
-    session in the query that finds its room; anything else, and every refusal, checks it
-    first."""
+    session in the query that finds its room; anything else checks it first, and a refused
+    message before its error is shown."""
     try:
         if connection.over_limit():
             raise InvalidInput({"live": "Slow down: at most 10 messages in 5 seconds."})
         data = parse(raw)
-        if "resume" in data or data.get("typing") is True:
-            if not still_signed_in(member):
-                return False
-            if "resume" in data:
-                resume(connection, member, data["resume"])
-            else:
-                typing(connection, member, room_id(data.get("room")))
+        posting = "resume" not in data and data.get("typing") is not True
+        if not posting and not still_signed_in(member):
+            return False
+        if "resume" in data:
+            resume(connection, member, data["resume"])
+        elif not posting:
+            typing(connection, member, room_id(data.get("room")))
         else:
             services.post(member, room_id(data.get("room")), data.get("body"))
             if connection.error_shown:
