@@ -112,6 +112,22 @@ def newest_message(env: dict[str, str], room_id: int) -> int:
         engine.dispose()
 
 
+@contextlib.contextmanager
+def collector_paused():
+    """This process's own garbage collector kept out of the timing: with thousands of sockets
+    open a full collection here stops the clock-reading loop for 100-250 ms, as long as a slow
+    server would take. What is open now is kept out of its reach until the block ends, even
+    when a run fails (the next one is measured with the collector on again)."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+        gc.unfreeze()
+
+
 async def run(url: str, room_id: int | None, members: list[str], idle: list[str],
               sockets: int, messages: int, resume_from: int = 0,
               warmup: int = 0) -> dict[str, float]:  # fmt: skip
@@ -152,34 +168,27 @@ async def run(url: str, room_id: int | None, members: list[str], idle: list[str]
     idle_sockets = await asyncio.gather(*(open_one(c, False) for c in idle_cookies))
     opened = time.perf_counter() - began
     listeners = [asyncio.create_task(listen(ws)) for ws in member_sockets]
-    # This process's own garbage collector must not be timed: with thousands of sockets open
-    # a full collection here stops the clock-reading loop for 100-250 ms, as long as a slow
-    # server would take. What is open now is kept out of its reach until the run ends.
-    gc.collect()
-    gc.freeze()
-    gc.disable()
-    await asyncio.sleep(1.0)
-    rss = server_rss_mb(port)
+    with collector_paused():
+        await asyncio.sleep(1.0)
+        rss = server_rss_mb(port)
 
-    senders = member_sockets[:20]  # each sends at most once a second: under the rate limit
-    # Untimed first messages, the same for both apps: a fresh worker's first messages also
-    # fill its caches (SQL statements compiled and prepared, the first of each query shape),
-    # a cost paid once per worker, not per message.
-    for seq in range(-warmup, 0):
-        body = f"warm-up {seq}"
-        payload = {"room": room_id, "body": body} if room_id is not None else {"body": body}
-        await senders[seq % len(senders)].send(json.dumps(payload))
-        await asyncio.sleep(0.1)
-    for seq in range(messages):
-        body = f"bench-{seq}- a question about the homework"
-        payload = {"room": room_id, "body": body} if room_id is not None else {"body": body}
-        sent_at[seq] = time.perf_counter()
-        await senders[seq % len(senders)].send(json.dumps(payload))
-        await asyncio.sleep(0.1)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(done.wait(), timeout=30)
-    gc.enable()
-    gc.unfreeze()
+        senders = member_sockets[:20]  # each sends at most once a second: under the rate limit
+        # Untimed first messages, the same for both apps: a fresh worker's first messages also
+        # fill its caches (SQL statements compiled and prepared, the first of each query shape),
+        # a cost paid once per worker, not per message.
+        for seq in range(-warmup, 0):
+            body = f"warm-up {seq}"
+            payload = {"room": room_id, "body": body} if room_id is not None else {"body": body}
+            await senders[seq % len(senders)].send(json.dumps(payload))
+            await asyncio.sleep(0.1)
+        for seq in range(messages):
+            body = f"bench-{seq}- a question about the homework"
+            payload = {"room": room_id, "body": body} if room_id is not None else {"body": body}
+            sent_at[seq] = time.perf_counter()
+            await senders[seq % len(senders)].send(json.dumps(payload))
+            await asyncio.sleep(0.1)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), timeout=30)
     for task in listeners:
         task.cancel()
     await asyncio.gather(*(ws.close() for ws in member_sockets + idle_sockets),
