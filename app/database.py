@@ -30,6 +30,8 @@ def psycopg_options(config: Mapping[str, Any]) -> dict[str, Any]:
     pages that end without one (`reads_alone` below) they pile up to its limit of 100 and are
     dropped one by one, and PostgreSQL may switch a prepared statement to a generic plan."""
     options = dict(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    options.setdefault("pool_size", config.get("DATABASE_POOL_SIZE", 5))
+    options.setdefault("max_overflow", config.get("DATABASE_MAX_OVERFLOW", 10))
     connect_args = dict(options.get("connect_args") or {})
     connect_args.setdefault("prepare_threshold", None)
     return options | {"connect_args": connect_args}
