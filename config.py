@@ -29,12 +29,13 @@ class Config:
     # before it is used (a server restarted or a firewall that dropped it); one in steady use
     # is not, as that check would be one more round trip on every request and chat message.
     DATABASE_PING_IDLE_SECONDS = float(os.environ.get("DATABASE_PING_IDLE_SECONDS") or 5)
-    # PostgreSQL connections each worker keeps open, and how many more it opens for a burst
-    # (closed again as they come back). A gevent worker serves many requests at once, each
-    # holding a connection until it has answered; PostgreSQL's default max_connections of 100
-    # fits three workers at the most.
+    # PostgreSQL connections each worker keeps open, and how many more it may open for a
+    # burst (closed again as they come back, each a new server process: none by default, a
+    # request beyond the kept ones waits for one). A gevent worker serves many requests at
+    # once, each holding a connection until it has answered. PostgreSQL's default
+    # max_connections of 100 fits gunicorn.conf.py's four workers on two cores.
     DATABASE_POOL_SIZE = int(os.environ.get("DATABASE_POOL_SIZE") or 20)
-    DATABASE_MAX_OVERFLOW = int(os.environ.get("DATABASE_MAX_OVERFLOW") or 10)
+    DATABASE_MAX_OVERFLOW = int(os.environ.get("DATABASE_MAX_OVERFLOW") or 0)
     REDIS_URL = os.environ.get("REDIS_URL") or None
     # Rendered parts of pages kept in each worker (app/fragments.py): how many, and for how
     # long at most (they go stale only if a worker dies between a commit and its bump).
