@@ -97,22 +97,36 @@ class SearchIndex:
         process take turns (each is a few milliseconds)."""
         with self._lock:
             try:
-                directory = self.current_directory()
-                if directory is None:
-                    raise SearchUnavailable("there is no search index")
-                if directory != self._directory:
-                    self._open(directory)
-                searcher = self._searchers.get(name)
-                if searcher is None:
-                    searcher = self._searchers[name] = self._indexes[name].searcher()
-                elif not searcher.up_to_date():
-                    searcher = self._searchers[name] = searcher.refresh()
+                searcher = self._searcher(name)
             except SearchUnavailable:
                 raise
             except Exception as error:  # a damaged or unreadable index
                 self._directory = None
                 raise SearchUnavailable(f"{type(error).__name__}: {error}") from error
             yield searcher
+
+    def _searcher(self, name: str, attempts: int = 5) -> object:
+        """A commit between finding the newest generation and reading it removes the files
+        of the one it replaced: looking again finds the commit's own."""
+        for _ in range(attempts - 1):
+            try:
+                return self._current_searcher(name)
+            except FileNotFoundError:
+                self._directory = None  # opened afresh
+        return self._current_searcher(name)
+
+    def _current_searcher(self, name: str) -> object:
+        directory = self.current_directory()
+        if directory is None:
+            raise SearchUnavailable("there is no search index")
+        if directory != self._directory:
+            self._open(directory)
+        searcher = self._searchers.get(name)
+        if searcher is None:
+            searcher = self._searchers[name] = self._indexes[name].searcher()
+        elif not searcher.up_to_date():
+            searcher = self._searchers[name] = searcher.refresh()
+        return searcher
 
     def doc_counts(self) -> dict[str, int]:
         counts = {}
