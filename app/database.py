@@ -28,10 +28,11 @@ def psycopg_options(config: Mapping[str, Any]) -> dict[str, Any]:
     """No server-side prepared statements: psycopg prepares a statement on its fifth use in a
     connection, and forgets them all (DEALLOCATE ALL, a round trip) after any ROLLBACK; with
     pages that end without one (`reads_alone` below) they pile up to its limit of 100 and are
-    dropped one by one, and PostgreSQL may switch a prepared statement to a generic plan."""
+    dropped one by one, and PostgreSQL may switch a prepared statement to a generic plan.
+    And the pool's size from the config (config.py says why it is larger than SQLAlchemy's)."""
     options = dict(config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
-    options.setdefault("pool_size", config.get("DATABASE_POOL_SIZE", 5))
-    options.setdefault("max_overflow", config.get("DATABASE_MAX_OVERFLOW", 10))
+    options.setdefault("pool_size", config["DATABASE_POOL_SIZE"])
+    options.setdefault("max_overflow", config["DATABASE_MAX_OVERFLOW"])
     connect_args = dict(options.get("connect_args") or {})
     connect_args.setdefault("prepare_threshold", None)
     return options | {"connect_args": connect_args}
