@@ -277,10 +277,12 @@ class Indexer:
         """Until woken by a commit of this process, a nudge from another, or the poll. A change
         nobody waits for (an enrolment) is applied up to `lazy_seconds` later, with those that
         follow it: at a rush each batch would otherwise hold one change, and each batch costs a
-        commit of the index (a new segment) and the opening of its readers."""
+        commit of the index (a new segment) and the opening of its readers. Once such a change
+        is known, the pass comes at its time, not at the poll's: the poll would otherwise apply
+        it early, alone, whenever it came just before the poll was due."""
         now = time.monotonic()
         deadline, later = now + self.poll_seconds, None
-        while not self._stop.is_set() and now < deadline:
+        while not self._stop.is_set() and now < (deadline if later is None else later):
             if self._wake.wait(0.01):
                 self._wake.clear()
                 if self._urgent.is_set():
@@ -295,8 +297,6 @@ class Indexer:
                 self._nudged_later = nudged_later
                 later = later or now + self.lazy_seconds
             now = time.monotonic()
-            if later is not None and now >= later:
-                break
 
     def _nudge_time(self, name: str) -> int:
         try:

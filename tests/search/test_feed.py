@@ -209,11 +209,12 @@ def test_an_enrolment_is_applied_lazily_and_a_change_waited_for_at_once(
     own_index, make_user, make_course
 ):
     """Nobody searches for their own enrolment right after it: the indexer gathers such
-    changes for SEARCH_LAZY_SECONDS into one batch. A change its request waits for (a new
-    course) is applied at once, taking the gathered ones with it."""
+    changes for SEARCH_LAZY_SECONDS into one batch, even when the poll for other servers'
+    changes comes sooner. A change its request waits for (a new course) is applied at once,
+    taking the gathered ones with it."""
     indexer = own_index.extensions["campus.search"].indexer
     course = make_course(title="Volcanology")
-    indexer.lazy_seconds = 0.6
+    indexer.lazy_seconds, indexer.poll_seconds = 0.6, 0.1
     students = [make_user(f"lazy{n}", full_name=f"Lazy Student {n}") for n in range(3)]
     began = time.monotonic()
     for student in students:
