@@ -18,6 +18,12 @@ follows (the session's flushes, below); a service only changes rows.
 If the versions cannot be read (Redis down), pages are rendered as if nothing were kept.
 Entries also expire after `FRAGMENT_SECONDS`, a bound on what a lost bump (a worker killed
 between its commit and its INCR) could leave behind.
+
+The signed-in person (their row and unread count) is kept the same way under their own scope,
+which every change to their row and to their notifications bumps, for `PERSON_SECONDS` at
+most: a deactivated account or a new password counts at once, and a lost bump for a minute at
+most. A request reads each version once (one round trip for the page's and the person's
+together), and again after it writes.
 """
 
 from __future__ import annotations
@@ -32,11 +38,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import TypeVar
 
-from flask import Flask, current_app, has_app_context, render_template
+from flask import Flask, current_app, g, has_app_context, has_request_context, render_template
+from flask import session as cookie_session
 from markupsafe import Markup
 from sqlalchemy import Select, bindparam, event, inspect, make_url, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from app.after_commit import PENDING, pending, when_committed
 from app.extensions import db
@@ -52,6 +59,9 @@ PAGES = "pages"  # the scopes a transaction bumps, gathered through app/after_co
 TEACHER = "teacher:"  # a renamed person: the scopes of their courses and of the feedback they
 # wrote, found just before the commit
 USER_SHOWN = ("username", "full_name", "erased_at", "deactivated_at")  # display_name
+BADGES = "badges"  # the people whose unread count a transaction changes (notifications)
+SEEN = "campus.versions"  # in the session's info: the versions this request has read
+PERSON_SECONDS = 60.0
 _listening = False
 
 
@@ -63,6 +73,11 @@ def course_scope(course_id: int) -> str:
 def feedback_scope(course_id: int) -> str:
     """A course's feedback entries: ratings, comments, replies and their writers' names."""
     return f"feedback:{course_id}"
+
+
+def person_scope(user_id: int) -> str:
+    """A person's own row and their unread count, as the signed-in person of a request."""
+    return f"person:{user_id}"
 
 
 @functools.cache
@@ -171,12 +186,19 @@ class Fragments:
             self._kept.move_to_end(key)
             return found[2]
 
-    def put(self, key: Hashable, versions: tuple[int, ...], value: object) -> None:
+    def put(
+        self,
+        key: Hashable,
+        versions: tuple[int, ...],
+        value: object,
+        seconds: float | None = None,
+    ) -> None:
         """Keep `value` for `key` as of `versions`, in place of what it held before: only the
         newest of each part stays (a school day's enrolments would otherwise fill the memory
         with old catalogue pages until the oldest were dropped)."""
+        until = time.monotonic() + min(self.seconds, seconds or self.seconds)
         with self._lock:
-            self._kept[key] = (versions, time.monotonic() + self.seconds, value)
+            self._kept[key] = (versions, until, value)
             self._kept.move_to_end(key)
             while len(self._kept) > self.size:
                 self._kept.popitem(last=False)
@@ -209,25 +231,62 @@ def init_app(app: Flask) -> None:
     )
     _listen()
 
+    @app.teardown_request
+    def forget_versions_read(error: BaseException | None = None) -> None:
+        # The app context (and its session) can outlive a request: tests, CLI commands.
+        if db.session.registry.has():
+            _forget_seen(db.session())
+
+
+def _versions(fragments: Fragments, scopes: Sequence[str]) -> tuple[int, ...] | None:
+    """The versions of `scopes`, each read once in a request (until it writes): the first read
+    also takes the signed-in person's, whom Flask-Login loads later, so that a signed-in page
+    makes one round trip for all. Each version is still read before what it stands for."""
+    seen = db.session().info.setdefault(SEEN, {})
+    if missing := [scope for scope in scopes if scope not in seen]:
+        viewer = _viewer_scope()
+        if viewer is not None and viewer not in seen and viewer not in missing:
+            missing.append(viewer)
+        read = fragments.versions(missing)
+        if read is None:
+            return None
+        seen.update(zip(missing, read, strict=True))
+    return tuple(seen[scope] for scope in scopes)
+
+
+def _viewer_scope() -> str | None:
+    """The person scope of whoever this request's session says is signed in, before
+    Flask-Login has loaded them (its `_user_id` is "id:session version")."""
+    if not has_request_context() or "_login_user" in g:
+        return None
+    user_id, _, _ = str(cookie_session.get("_user_id", "")).partition(":")
+    return person_scope(int(user_id)) if user_id.isdigit() else None
+
+
+def _forget_seen(session: Session, *args) -> None:
+    session.info.pop(SEEN, None)
+
 
 def kept(
     scopes: Sequence[str],
     key: Hashable,
     make: Callable[[], T],
     keep: Callable[[T], bool] | None = None,
+    seconds: float | None = None,
 ) -> T:
     """`make()`'s value, from this worker's memory when nothing in `scopes` changed since it
-    was kept. `make` must give the same for every viewer; a value `keep` refuses is returned
-    but not kept (an error page)."""
+    was kept (for `seconds` at most, if given). `make` must give the same for every viewer
+    `key` stands for (a key names the viewer when it is theirs alone); a value `keep` refuses
+    is returned but not kept (an error page)."""
     fragments: Fragments = current_app.extensions["campus.fragments"]
-    versions = fragments.versions((EVERYTHING, *scopes))
+    versions = _versions(fragments, (EVERYTHING, *scopes))
     if versions is None:
         return make()
     value = fragments.get(key, versions)
     if value is None:
         value = make()
         if keep is None or keep(value):
-            fragments.put(key, versions, value)
+            fragments.put(key, versions, value, seconds)
     return value  # type: ignore[return-value]
 
 
@@ -236,6 +295,16 @@ def kept_template(
 ) -> Markup:
     """A template rendered for every viewer, kept; `context()` runs only when it is not."""
     return kept(scopes, (template, key), lambda: _rendered(template, context()))
+
+
+def detached_copy(row: T) -> T:
+    """A copy of a loaded row's columns that no session holds, to keep between requests: its
+    columns read as loaded (its relationships do not load); a request that changes it merges
+    it into its own session first (`db.session.merge(row, load=False)`)."""
+    mapper = inspect(row).mapper
+    copy = mapper.class_(**{column.key: getattr(row, column.key) for column in mapper.column_attrs})
+    make_transient_to_detached(copy)
+    return copy
 
 
 def _rendered(template: str, context: dict) -> Markup:
@@ -253,7 +322,7 @@ def kept_each(
     own scope: the versions of all are read at once, and `contexts` is asked once, for the
     contexts of the parts not kept (a key it leaves out is gone meanwhile and left out)."""
     fragments: Fragments = current_app.extensions["campus.fragments"]
-    versions = fragments.versions((EVERYTHING, *(scope(key) for key in keys))) if keys else ()
+    versions = _versions(fragments, (EVERYTHING, *(scope(key) for key in keys))) if keys else ()
     found: dict[K, Markup] = {}
     missing: dict[K, tuple[int, int] | None] = {}
     for index, key in enumerate(keys):
@@ -291,6 +360,7 @@ def _course_ids(obj, field: str = "course_id") -> list[int]:
 
 
 def _after_flush(session: Session, flush_context) -> None:
+    _forget_seen(session)
     scopes: set[str] = set()
     for obj in (*session.new, *session.dirty, *session.deleted):
         if isinstance(obj, Course):
@@ -309,7 +379,10 @@ def _after_flush(session: Session, flush_context) -> None:
         elif isinstance(obj, User) and obj not in session.new:
             if obj in session.deleted:
                 scopes.update((CATALOGUE, EVERYTHING))  # their courses may have gone with them
-            elif _changed(obj, USER_SHOWN):
+                continue
+            if session.is_modified(obj):
+                scopes.add(person_scope(obj.id))  # as the signed-in person
+            if _changed(obj, USER_SHOWN):
                 scopes.add(f"{TEACHER}{obj.id}")  # their courses' pages
     if scopes:
         _pending(session).update(scopes)
@@ -322,6 +395,7 @@ def _bulk(orm_execute_state) -> None:
         orm_execute_state.is_update or orm_execute_state.is_delete or orm_execute_state.is_insert
     ):
         return
+    _forget_seen(orm_execute_state.session)
     mapper = orm_execute_state.bind_mapper
     if mapper is not None and mapper.class_ in (Course, Enrollment, Feedback, User):
         _pending(orm_execute_state.session).update((CATALOGUE, EVERYTHING))
@@ -333,6 +407,8 @@ def _before_commit(session: Session) -> None:
     if session.in_nested_transaction():
         return
     session.flush()
+    if badges := session.info.get(PENDING, {}).get(BADGES):
+        _pending(session).update(person_scope(user_id) for user_id in badges)
     scopes = session.info.get(PENDING, {}).get(PAGES)
     if not scopes:
         return
@@ -382,4 +458,5 @@ def _listen() -> None:
     event.listen(Session, "after_flush", _after_flush)
     event.listen(Session, "do_orm_execute", _bulk)
     event.listen(Session, "before_commit", _before_commit)
+    event.listen(Session, "after_transaction_end", _forget_seen)
     _listening = True

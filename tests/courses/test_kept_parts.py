@@ -317,3 +317,40 @@ def test_feedback_entries_show_each_change_on_both_workers(
     assert all("1 January 2026" in html for html in entries())
     assert client.post_form(f"/feedback/{feedback_id}/delete").status_code == 303
     assert all("Nobody has rated this course yet." in html for html in entries())
+
+
+def test_the_feedback_form_and_summary_follow_the_viewer_on_both_workers(
+    client, other_worker, login_as, make_user, teacher, course
+):
+    """The feedback page keeps the summary and each viewer's standing (may they rate, their
+    own rating): an enrolment, a rating, a withdrawal and the course's archiving show on the
+    next request on both workers."""
+    from app.blueprints.enrollments import services as enrolment
+
+    sam = make_user("sam")
+    path = f"/courses/{course.id}/feedback"
+    readers = (signed_in(client.application, sam), signed_in(other_worker, sam))
+
+    def panels() -> list[str]:
+        found = []
+        for reader in readers:
+            page = reader.get(path)
+            assert page.status_code == 200
+            found.append(page.text[: page.text.index('id="feedback-entries"')])
+        return found
+
+    assert all("Rate this course" not in html for html in panels())  # not enrolled
+    enrolment.enroll(sam, course.id)
+    assert all("Rate this course" in html for html in panels())
+    response = readers[0].post_form(path, {"rating": "4", "comment": ""})
+    assert response.status_code == 303
+    for html in panels():
+        assert "Your feedback" in html and 'data-average-rating="4.0"' in html
+    enrolment.withdraw(sam, course.id)
+    assert all("Update my feedback" not in html for html in panels())
+    assert all('data-average-rating="4.0"' in html for html in panels())
+    enrolment.enroll(sam, course.id)
+    assert all("Update my feedback" in html for html in panels())
+    login_as(teacher)
+    assert client.post_form(f"/courses/{course.id}/archive").status_code in (200, 303)
+    assert all("Update my feedback" not in html for html in panels())

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import func, or_, select
 
-from app import audit
+from app import audit, fragments
+from app.after_commit import pending
 from app.blueprints.courses.services import lock, managed_course
 from app.blueprints.materials import storage
 from app.blueprints.notifications.services import notify
@@ -118,6 +119,10 @@ def delete(user: User, course_id: int, confirm: str) -> str:
         db.session.scalars(select(Enrollment.student_id).where(Enrollment.course_id == course_id))
     )
     counts = _contents(course_id, room_id)
+    unread = select(Notification.user_id).where(
+        _links_into(course_id, room_id), Notification.read_at.is_(None)
+    )
+    pending(fragments.BADGES).update(db.session.scalars(unread.distinct()))  # their counts drop
     db.session.execute(
         sql_delete(Notification)
         .where(_links_into(course_id, room_id))

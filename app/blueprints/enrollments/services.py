@@ -12,7 +12,7 @@ from sqlalchemy import Select, bindparam, case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased, contains_eager
 
-from app import search
+from app import fragments, search
 from app.blueprints.courses.services import (
     ARCHIVED,
     Listed,
@@ -70,7 +70,13 @@ def waitlist_position_column():
 
 
 def place_of(student: User, course_id: int) -> Place:
-    return _place_of(student.id, course_id)
+    """For the course page: kept under the course's version, which every enrolment in it
+    bumps (a waitlist number moves with the others' withdrawals)."""
+    return fragments.kept(
+        [fragments.course_scope(course_id)],
+        ("place", course_id, student.id),
+        lambda: _place_of(student.id, course_id),
+    )
 
 
 def course_page(viewer: User, course_id: int) -> tuple[Listed, Place]:

@@ -20,15 +20,20 @@ def page_context(
 ) -> dict:
     """Everything the feedback page shows: the course, summary and chart, the viewer's form
     (when they may rate) and one page of entries. With `kept` (a page without a form's errors)
-    the entries come rendered, kept per course, page, sort, zone and whose buttons they show."""
+    the entries come rendered, kept per course, page, sort, zone and whose buttons they show,
+    and the summary and the viewer's standing come kept too."""
     item = item or services.readable_course(current_user, course_id)
-    can_write = services.may_write(current_user, course_id)
-    mine = services.mine(current_user, course_id)
+    if kept:
+        standing = services.kept_standing(current_user, course_id)
+        can_write, mine = standing.may_write, standing.mine
+    else:
+        can_write = services.may_write(current_user, course_id)
+        mine = services.mine(current_user, course_id)
     if form is None and can_write:
         form = FeedbackForm(formdata=None, obj=mine, rating=str(mine.rating) if mine else None)
     context = {
         "item": item,
-        "summary": services.summary(course_id),
+        "summary": services.kept_summary(course_id) if kept else services.summary(course_id),
         "form": form,
         "mine": mine,
         "can_reply": can_manage(current_user, item.course) and not item.course.is_archived,

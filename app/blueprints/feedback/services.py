@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
 
+from app import fragments
 from app.blueprints.courses.services import can_manage, refuse_if_archived, seen_course
 from app.blueprints.notifications.services import notify
 from app.errors import NotAllowed, NotFound
@@ -84,6 +85,36 @@ def entries(course_id: int, number: int, sort: str) -> Page:
 def readable_course(user: User, course_id: int):
     """Anyone signed in reads a published course's feedback; a draft's only its owner."""
     return seen_course(user, course_id)
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What the feedback page shows of the viewer: whether they may rate, and their own."""
+
+    may_write: bool
+    mine: Feedback | None  # a detached copy (fragments.detached_copy): read, not changed
+
+
+def kept_standing(user: User, course_id: int) -> Standing:
+    """The viewer's standing, kept under the versions of the course (their enrolment, the
+    course archived) and of its feedback (their rating)."""
+    return fragments.kept(
+        [fragments.course_scope(course_id), fragments.feedback_scope(course_id)],
+        ("feedback-standing", course_id, user.id),
+        lambda: _standing(user, course_id),
+    )
+
+
+def _standing(user: User, course_id: int) -> Standing:
+    own = mine(user, course_id)
+    return Standing(may_write(user, course_id), own and fragments.detached_copy(own))
+
+
+def kept_summary(course_id: int) -> Summary:
+    return fragments.kept(
+        [fragments.feedback_scope(course_id)], ("feedback-summary", course_id),
+        lambda: summary(course_id),
+    )  # fmt: skip
 
 
 def mine(user: User, course_id: int) -> Feedback | None:
