@@ -254,13 +254,25 @@ def _versions(fragments: Fragments, scopes: Sequence[str]) -> tuple[int, ...] | 
     return tuple(seen[scope] for scope in scopes)
 
 
+def read_ahead(scopes: Sequence[str]) -> None:
+    """Read the versions of `scopes` now (with the signed-in person's), for the `kept` calls
+    of this request that follow."""
+    _versions(current_app.extensions["campus.fragments"], (EVERYTHING, *scopes))
+
+
+def signed_in_id() -> int | None:
+    """Whom this request's session says is signed in, before Flask-Login has checked it (its
+    `_user_id` is "id:session version"): only to name what to read ahead."""
+    user_id, _, _ = str(cookie_session.get("_user_id", "")).partition(":")
+    return int(user_id) if user_id.isdigit() else None
+
+
 def _viewer_scope() -> str | None:
-    """The person scope of whoever this request's session says is signed in, before
-    Flask-Login has loaded them (its `_user_id` is "id:session version")."""
+    """The person scope of the signed-in person, while Flask-Login has not loaded them yet."""
     if not has_request_context() or "_login_user" in g:
         return None
-    user_id, _, _ = str(cookie_session.get("_user_id", "")).partition(":")
-    return person_scope(int(user_id)) if user_id.isdigit() else None
+    user_id = signed_in_id()
+    return None if user_id is None else person_scope(user_id)
 
 
 def _forget_seen(session: Session, *args) -> None:

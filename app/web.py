@@ -212,14 +212,23 @@ PAGE_CACHE_SIZE = 64
 
 
 def cached_for_visitors(
-    view: Callable | None = None, *, scopes: Callable[..., Sequence[str]] | None = None
+    view: Callable | None = None,
+    *,
+    scopes: Callable[..., Sequence[str]] | None = None,
+    signed_in: bool = False,
 ) -> Callable:
     """Keep the view's signed-out page. Without `scopes` the page never changes while the
     process runs (it shows no rows); with them (a function of the view's arguments naming the
     versions the page follows, app/fragments.py) it is kept under those versions, so the next
-    request after a change renders it afresh. Only a 200 HTML page is kept."""
+    request after a change renders it afresh. Only a 200 HTML page is kept, and none while a
+    message waits to be shown.
+
+    With `signed_in` (and `scopes`), each signed-in person's page is kept too, under their own
+    version as well: for a view that reads nothing but what `scopes` follow and the person
+    (their row, role, zone, unread count), and writes nothing. The person's session is checked
+    at every request as on any page."""
     if view is None:
-        return partial(cached_for_visitors, scopes=scopes)
+        return partial(cached_for_visitors, scopes=scopes, signed_in=signed_in)
 
     def render(args: tuple, kwargs: dict) -> str | Response:
         """The page with the placeholder token, or the response itself when it is no page."""
@@ -234,18 +243,37 @@ def cached_for_visitors(
             return response
         return page
 
+    def kept_for_person(args: tuple, kwargs: dict, key: tuple) -> str | Response:
+        from app import fragments
+
+        claimed = fragments.signed_in_id()
+        followed = [*scopes(*args, **kwargs), fragments.person_scope(claimed or 0)]
+        fragments.read_ahead(followed)  # with the person's own: one round trip for both
+        if claimed is None or not current_user.is_authenticated or current_user.id != claimed:
+            return view(*args, **kwargs)
+        return fragments.kept(
+            followed,
+            ("person", claimed, *key),
+            lambda: render(args, kwargs),
+            keep=lambda value: isinstance(value, str),
+            seconds=fragments.PERSON_SECONDS,
+        )
+
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any):
         app = current_app
         if (
             not app.config["CACHE_VISITOR_PAGES"]
             or request.method != "GET"
-            or "_user_id" in session
             or "_flashes" in session
         ):
             return view(*args, **kwargs)
         key = (request.path, request.query_string, is_htmx())
-        if scopes is not None:
+        if "_user_id" in session:
+            if not signed_in or scopes is None:
+                return view(*args, **kwargs)
+            page = kept_for_person(args, kwargs, key)
+        elif scopes is not None:
             from app import fragments
 
             page = fragments.kept(

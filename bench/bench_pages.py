@@ -79,7 +79,15 @@ def sign_in(base_url: str, username: str) -> str:
     response = connection.getresponse()
     response.read()
     assert response.status == 303, response.status
-    return "; ".join(c.split(";")[0] for c in response.msg.get_all("Set-Cookie"))
+    cookie = "; ".join(c.split(";")[0] for c in response.msg.get_all("Set-Cookie"))
+    # Land on the page the sign-in leads to, as a browser does: it shows the welcome message
+    # and the session cookie it sets no longer carries it (a cookie with a message waiting
+    # would make every later request show it and set the cookie again).
+    connection.request("GET", response.getheader("Location"), headers={"Cookie": cookie})
+    response = connection.getresponse()
+    response.read()
+    assert response.status == 200, response.status
+    return "; ".join(c.split(";")[0] for c in response.msg.get_all("Set-Cookie") or [cookie])
 
 
 def seed_courses(env: dict[str, str], count: int) -> int:

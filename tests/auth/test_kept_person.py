@@ -151,3 +151,48 @@ def test_a_kept_person_and_place_cost_a_signed_in_course_page_no_statement(
     assert len(statements) == (1 if through_session else 0), statements
     enrolment.enroll(sam, course.id)
     assert 'data-enrollment="enrolled"' in client.get(path).get_data(as_text=True)
+
+
+def test_a_signed_in_page_is_kept_per_person_with_their_own_token(
+    app, other_worker, make_user, make_course
+):
+    """The catalogue and a course page are kept whole for each signed-in person too: the kept
+    page carries this request's token (its enrol form works), each person sees their own
+    navigation, and a change to the person (their zone, their unread count) shows on the next
+    request on either worker."""
+    course = make_course(title="Tide Pools")
+    sam, ann = make_user("sam"), make_user("ann")
+    path = f"/courses/{course.id}"
+    here, there = both(app, other_worker, sam)
+    pages = [here.get(path).text for _ in range(3)]
+    assert all("csrf-placeholder" not in page for page in pages)
+    (token,) = set(re.findall(r'name="csrf_token" value="([^"]+)"', pages[2]))  # sign out, enrol
+    response = here.post(f"{path}/enroll", data={"csrf_token": token})
+    assert response.status_code == 303
+    assert 'data-enrollment="enrolled"' in there.get(path).text
+    ann_page = signed_in(app, ann).get(path).text
+    assert ">ann</a>" in ann_page and ">sam</a>" not in ann_page
+    assert 'data-enrollment="none"' in ann_page
+
+    form = {"full_name": "Sam", "email": sam.email, "bio": "", "timezone": "Asia/Tokyo"}
+    assert all('data-time-zone="UTC"' in client.get(path).text for client in (here, there))
+    assert here.post_form("/profile/edit", form).status_code == 303
+    assert all('data-time-zone="Asia/Tokyo"' in client.get(path).text for client in (here, there))
+    notify([sam.id], "course_changed", "“Tide Pools” moved to Tuesdays.", path)
+    db.session.commit()
+    for client in (here, there):
+        for page in (path, "/courses"):
+            html = client.get(page).text
+            assert re.search(r'id="notification-count"[^>]*>1<', html), page
+
+
+def test_a_signed_in_page_is_not_kept_for_an_ended_session(app, make_user, make_course):
+    course = make_course(title="Tide Pools")
+    sam = make_user("sam")
+    client = signed_in(app, sam)
+    path = f"/courses/{course.id}"
+    assert all(">sam</a>" in client.get(path).text for _ in range(2))
+    sam.end_sessions()
+    db.session.commit()
+    page = client.get(path).text
+    assert ">sam</a>" not in page and "Sign in" in page  # read as a visitor, not as Sam

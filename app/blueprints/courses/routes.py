@@ -29,7 +29,7 @@ from app.web import (
 
 @bp.get("/courses")
 @reads_alone
-@cached_for_visitors(scopes=lambda: [fragments.CATALOGUE])
+@cached_for_visitors(scopes=lambda: [fragments.CATALOGUE], signed_in=True)
 def index():
     number = page_number()
     listing = fragments.kept_template(
@@ -60,7 +60,7 @@ def create():
 
 @bp.get("/courses/<int:course_id>")
 @reads_alone
-@cached_for_visitors(scopes=lambda course_id: [fragments.course_scope(course_id)])
+@cached_for_visitors(scopes=lambda course_id: [fragments.course_scope(course_id)], signed_in=True)
 def detail(course_id: int):
     return course_page(course_id)
 
