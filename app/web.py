@@ -223,79 +223,97 @@ def cached_for_visitors(
     request after a change renders it afresh. Only a 200 HTML page is kept, and none while a
     message waits to be shown.
 
-    With `signed_in` (and `scopes`), each signed-in person's page is kept too, under their own
-    version as well: for a view that reads nothing but what `scopes` follow and the person
-    (their row, role, zone, unread count), and writes nothing. The person's session is checked
-    at every request as on any page."""
+    With `signed_in` (and `scopes`), each signed-in person's page is kept too: see
+    `kept_for_person`."""
     if view is None:
         return partial(cached_for_visitors, scopes=scopes, signed_in=signed_in)
 
-    def render(args: tuple, kwargs: dict) -> str | Response:
-        """The page with the placeholder token, or the response itself when it is no page."""
-        g.csrf_token = TOKEN_PLACEHOLDER  # what csrf_token() returns for this rendering
-        try:
-            response = current_app.make_response(view(*args, **kwargs))
-        finally:
-            g.pop("csrf_token", None)
-        page = response.get_data(as_text=True)
-        if response.status_code != 200 or response.mimetype != "text/html":
-            response.set_data(page.replace(TOKEN_PLACEHOLDER, csrf_token()))
-            return response
-        return page
-
-    def kept_for_person(args: tuple, kwargs: dict, key: tuple) -> str | Response:
-        from app import fragments
-
-        claimed = fragments.signed_in_id()
-        followed = [*scopes(*args, **kwargs), fragments.person_scope(claimed or 0)]
-        fragments.read_ahead(followed)  # with the person's own: one round trip for both
-        if claimed is None or not current_user.is_authenticated or current_user.id != claimed:
-            return view(*args, **kwargs)
-        return fragments.kept(
-            followed,
-            ("person", claimed, *key),
-            lambda: render(args, kwargs),
-            keep=lambda value: isinstance(value, str),
-            seconds=fragments.PERSON_SECONDS,
-        )
-
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any):
-        app = current_app
-        if (
-            not app.config["CACHE_VISITOR_PAGES"]
-            or request.method != "GET"
-            or "_flashes" in session
-        ):
+        if not _may_keep() or ("_user_id" in session and not (signed_in and scopes)):
             return view(*args, **kwargs)
-        key = (request.path, request.query_string, is_htmx())
         if "_user_id" in session:
-            if not signed_in or scopes is None:
-                return view(*args, **kwargs)
-            page = kept_for_person(args, kwargs, key)
-        elif scopes is not None:
+            return kept_for_person(scopes(*args, **kwargs), lambda: view(*args, **kwargs))
+        key = _page_key()
+        if scopes is not None:
             from app import fragments
 
             page = fragments.kept(
                 scopes(*args, **kwargs),
                 ("visitor", *key),
-                lambda: render(args, kwargs),
+                lambda: _with_placeholder(lambda: view(*args, **kwargs)),
                 keep=lambda value: isinstance(value, str),
             )
         else:
-            cache: dict[tuple, str] = app.extensions.setdefault("campus.visitor_pages", {})
+            cache: dict[tuple, str] = current_app.extensions.setdefault("campus.visitor_pages", {})
             page = cache.get(key)
             if page is None:
-                page = render(args, kwargs)
+                page = _with_placeholder(lambda: view(*args, **kwargs))
                 if isinstance(page, str) and len(cache) < PAGE_CACHE_SIZE:
                     cache[key] = page
-        if not isinstance(page, str):
-            return page
-        response = Response(page.replace(TOKEN_PLACEHOLDER, csrf_token()), mimetype="text/html")
-        response.vary.add("HX-Request")
-        return response
+        return _page_response(page)
 
     return wrapped
+
+
+def kept_for_person(scopes: Sequence[str], make: Callable[[], Any]) -> Any:
+    """The signed-in person's page as `make()` answers it, kept for them under `scopes` and
+    their own version (app/fragments.py), with this request's CSRF token put in: for a page
+    that shows nothing but what `scopes` follow and the person (their row, role, zone, unread
+    count). What the view writes (a notification marked read) happens before, not in `make`.
+    The person's session is checked at every request as on any page."""
+    from app import fragments
+
+    if not _may_keep():
+        return make()
+    claimed = fragments.signed_in_id()
+    followed = [*scopes, fragments.person_scope(claimed or 0)]
+    fragments.read_ahead(followed)  # with the person's own: one round trip for both
+    if claimed is None or not current_user.is_authenticated or current_user.id != claimed:
+        return make()
+    page = fragments.kept(
+        followed,
+        ("person", claimed, *_page_key()),
+        lambda: _with_placeholder(make),
+        keep=lambda value: isinstance(value, str),
+        seconds=fragments.PERSON_SECONDS,
+    )
+    return _page_response(page)
+
+
+def _may_keep() -> bool:
+    return (
+        current_app.config["CACHE_VISITOR_PAGES"]
+        and request.method == "GET"
+        and "_flashes" not in session
+    )
+
+
+def _page_key() -> tuple:
+    return (request.path, request.query_string, is_htmx())
+
+
+def _with_placeholder(make: Callable[[], Any]) -> str | Response:
+    """The page with the placeholder token, or the response itself when it is no page."""
+    g.csrf_token = TOKEN_PLACEHOLDER  # what csrf_token() returns for this rendering
+    try:
+        response = current_app.make_response(make())
+    finally:
+        g.pop("csrf_token", None)
+    page = response.get_data(as_text=True)
+    if response.status_code != 200 or response.mimetype != "text/html":
+        response.set_data(page.replace(TOKEN_PLACEHOLDER, csrf_token()))
+        return response
+    return page
+
+
+def _page_response(page: str | Response) -> Response:
+    """A kept page with this request's own token, or a response that was not kept."""
+    if not isinstance(page, str):
+        return page
+    response = Response(page.replace(TOKEN_PLACEHOLDER, csrf_token()), mimetype="text/html")
+    response.vary.add("HX-Request")
+    return response
 
 
 def _limit_store(action: str, limits: str, identifiers: tuple[str, ...]) -> bool:

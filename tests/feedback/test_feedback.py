@@ -240,6 +240,28 @@ def test_opening_the_feedback_page_reads_the_teachers_notification(
     assert 'id="notification-count" class="badge is-zero">0<' in page
 
 
+def test_the_teachers_kept_feedback_page_still_reads_each_new_notification(
+    client, login_as, course, student, make_user
+):
+    """The page is kept for the teacher between visits; each visit still reads the
+    notification of what came meanwhile, and shows it."""
+    from app.blueprints.enrollments import services as enrolment
+
+    login_as(db.session.scalar(select(User).where(User.username == "tina")))
+    path = f"/courses/{course.id}/feedback"
+    for _ in range(2):
+        assert "Nobody has rated this course yet." in client.get(path).text
+    late = make_user("late")
+    enrolment.enroll(late, course.id)
+    for writer, comment in ((student, "Great course"), (late, "Good labs")):
+        services.save(writer, course.id, 4, comment)
+        assert 'id="notification-count" class="badge">1<' in client.get("/dashboard").text
+        page = client.get(path).text
+        assert comment in page and 'id="notification-count" class="badge is-zero">0<' in page
+        unread = select(Notification).where(Notification.read_at.is_(None))
+        assert db.session.scalars(unread).all() == []
+
+
 @pytest.mark.parametrize(("sent_from", "read"), [("cross-site", False), ("same-origin", True)])
 def test_only_our_own_links_to_the_feedback_page_read_the_notification(
     client, login_as, course, student, sent_from, read

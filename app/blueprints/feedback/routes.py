@@ -12,7 +12,14 @@ from app.blueprints.feedback.forms import FeedbackForm, ReplyForm
 from app.blueprints.notifications.services import mark_read_for_link
 from app.database import reads_alone
 from app.templating import viewer_zone
-from app.web import is_cross_site, is_htmx, page_number, redirect_303, render_page_or_partial
+from app.web import (
+    is_cross_site,
+    is_htmx,
+    kept_for_person,
+    page_number,
+    redirect_303,
+    render_page_or_partial,
+)
 
 
 def page_context(
@@ -56,6 +63,8 @@ def page_context(
 @reads_alone
 @login_required
 def index(course_id: int):
+    scopes = [fragments.course_scope(course_id), fragments.feedback_scope(course_id)]
+    fragments.read_ahead(scopes)  # the course's and its feedback's versions in one round trip
     item = services.readable_course(current_user, course_id)
     link = url_for("feedback.index", course_id=course_id)
     # The teacher now sees the new feedback its notification announced (unless another site's
@@ -67,9 +76,13 @@ def index(course_id: int):
         and mark_read_for_link(current_user, link)
     ):
         item = None
-    context = page_context(course_id, item=item, kept=True)
-    entries = context["entries"]
-    return render_page_or_partial("feedback/index.html", "_kept.html", kept=entries, **context)
+
+    def page():
+        context = page_context(course_id, item=item, kept=True)
+        entries = context["entries"]
+        return render_page_or_partial("feedback/index.html", "_kept.html", kept=entries, **context)
+
+    return kept_for_person(scopes, page)
 
 
 @bp.post("/courses/<int:course_id>/feedback")
