@@ -106,11 +106,14 @@ def redirect_303(location: str) -> Response:
     return redirect(location, code=303)
 
 
+def wants_partial() -> bool:
+    """htmx asked for part of a page, not for a whole one to restore its history with."""
+    return is_htmx() and not request.headers.get("HX-History-Restore-Request")
+
+
 def render_page_or_partial(full: str, partial: str, status: int = 200, **context: Any):
     """The full page for a normal request, only the partial when htmx asked for it."""
-    template = (
-        partial if is_htmx() and not request.headers.get("HX-History-Restore-Request") else full
-    )
+    template = partial if wants_partial() else full
     response = Response(render_template(template, **context), status=status)
     response.vary.add("HX-Request")
     return response
@@ -290,7 +293,7 @@ def _may_keep() -> bool:
 
 
 def _page_key() -> tuple:
-    return (request.path, request.query_string, is_htmx())
+    return (request.path, request.query_string, wants_partial())
 
 
 def _with_placeholder(make: Callable[[], Any]) -> str | Response:

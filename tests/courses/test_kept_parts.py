@@ -354,3 +354,19 @@ def test_the_feedback_form_and_summary_follow_the_viewer_on_both_workers(
     login_as(teacher)
     assert client.post_form(f"/courses/{course.id}/archive").status_code in (200, 303)
     assert all("Update my feedback" not in html for html in panels())
+
+
+def test_a_history_restore_gets_the_whole_kept_page_not_the_kept_part(
+    app, client, login_as, make_user, make_course, teacher
+):
+    """htmx asks for a whole page when it restores its history (HX-History-Restore-Request):
+    it is not answered with the part kept for its swaps, signed out or in."""
+    make_course(teacher, title="Tide Pools")
+    swap = {"HX-Request": "true"}
+    restore = swap | {"HX-History-Restore-Request": "true"}
+    login_as(make_user("sam"))
+    for reader in (app.test_client(), client):  # a visitor, then Sam signed in
+        for _ in range(2):
+            assert "<html" not in reader.get("/courses", headers=swap).text
+            page = reader.get("/courses", headers=restore).text
+            assert "<html" in page and "Tide Pools" in page
