@@ -184,6 +184,22 @@ def app(migrated_database: str, tmp_path: Path) -> Iterator[Flask]:
 
 
 @pytest.fixture
+def other_worker(app: Flask) -> Iterator[Flask]:
+    """A second app over the test's database and upload folder, with its own memory (its
+    kept parts and people), as a second gunicorn worker is; no search indexer of its own."""
+    other = create_app(
+        "testing",
+        SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"],
+        UPLOAD_DIR=app.config["UPLOAD_DIR"],
+        SEARCH_INDEXER=False,
+    )
+    other.test_client_class = CampusClient
+    yield other
+    with other.app_context():
+        db.engine.dispose()
+
+
+@pytest.fixture
 def smtp_server() -> Iterator[SmtpServer]:
     """A real SMTP server on 127.0.0.1, running; `smtp_server.stop()` and `.start()` it."""
     server = SmtpServer(free_port())

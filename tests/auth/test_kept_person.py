@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from flask import Flask
 
-from app import create_app
 from app.blueprints.courses import lifecycle
 from app.blueprints.enrollments import services as enrolment
 from app.blueprints.notifications.services import notify
@@ -18,20 +16,6 @@ from app.extensions import db
 from tests.conftest import PASSWORD, CampusClient
 
 NEW_PASSWORD = "a-new-password-2026"
-
-
-@pytest.fixture
-def other_worker(app: Flask):
-    other = create_app(
-        "testing",
-        SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"],
-        UPLOAD_DIR=app.config["UPLOAD_DIR"],
-        SEARCH_INDEXER=False,
-    )
-    other.test_client_class = CampusClient
-    yield other
-    with other.app_context():
-        db.engine.dispose()
 
 
 def signed_in(worker: Flask, user, password: str = PASSWORD) -> CampusClient:

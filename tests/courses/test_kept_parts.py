@@ -12,7 +12,6 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
-from app import create_app
 from app.extensions import db
 from tests.conftest import PASSWORD, CampusClient
 
@@ -23,20 +22,6 @@ COURSE_FORM = {
     "capacity": "3",
     "published": "y",
 }
-
-
-@pytest.fixture
-def other_worker(app: Flask):
-    other = create_app(
-        "testing",
-        SQLALCHEMY_DATABASE_URI=app.config["SQLALCHEMY_DATABASE_URI"],
-        UPLOAD_DIR=app.config["UPLOAD_DIR"],
-        SEARCH_INDEXER=False,
-    )
-    other.test_client_class = CampusClient
-    yield other
-    with other.app_context():
-        db.engine.dispose()
 
 
 @pytest.fixture
@@ -74,6 +59,13 @@ def signed_in(app: Flask, user) -> CampusClient:
     response = other.post_form("/auth/login", {"login": user.username, "password": PASSWORD})
     assert response.status_code == 303
     return other
+
+
+def read(readers: tuple[CampusClient, ...], path: str) -> list[str]:
+    """The page at `path` as each reader gets it now."""
+    pages = [reader.get(path) for reader in readers]
+    assert [page.status_code for page in pages] == [200] * len(readers), path
+    return [page.text for page in pages]
 
 
 def seats(html: str) -> list[str]:
@@ -269,7 +261,6 @@ def test_feedback_entries_show_each_change_on_both_workers(
     from datetime import UTC, datetime
 
     from app.blueprints.enrollments import services as enrolment
-    from app.extensions import db
     from app.models import Feedback
 
     sam, ann = make_user("sam", full_name="Sam Stone"), make_user("ann", full_name="Ann Lee")
@@ -279,12 +270,7 @@ def test_feedback_entries_show_each_change_on_both_workers(
     readers = (signed_in(client.application, ann), signed_in(other_worker, ann))
 
     def entries() -> list[str]:
-        found = []
-        for reader in readers:
-            page = reader.get(path)
-            assert page.status_code == 200
-            found.append(page.text[page.text.index('id="feedback-entries"') :])
-        return found
+        return [page[page.index('id="feedback-entries"') :] for page in read(readers, path)]
 
     assert all("Nobody has rated this course yet." in html for html in entries())
     login_as(sam)
@@ -332,12 +318,7 @@ def test_the_feedback_form_and_summary_follow_the_viewer_on_both_workers(
     readers = (signed_in(client.application, sam), signed_in(other_worker, sam))
 
     def panels() -> list[str]:
-        found = []
-        for reader in readers:
-            page = reader.get(path)
-            assert page.status_code == 200
-            found.append(page.text[: page.text.index('id="feedback-entries"')])
-        return found
+        return [page[: page.index('id="feedback-entries"')] for page in read(readers, path)]
 
     assert all("Rate this course" not in html for html in panels())  # not enrolled
     enrolment.enroll(sam, course.id)
