@@ -233,10 +233,12 @@ def cached_for_visitors(
 
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any):
-        if not _may_keep() or ("_user_id" in session and not (signed_in and scopes)):
-            return view(*args, **kwargs)
         if "_user_id" in session:
+            if not (signed_in and scopes):
+                return view(*args, **kwargs)
             return kept_for_person(scopes(*args, **kwargs), lambda: view(*args, **kwargs))
+        if not _may_keep():
+            return view(*args, **kwargs)
         key = _page_key()
         if scopes is not None:
             from app import fragments
@@ -267,12 +269,12 @@ def kept_for_person(scopes: Sequence[str], make: Callable[[], Any]) -> Any:
     The person's session is checked at every request as on any page."""
     from app import fragments
 
-    if not _may_keep():
-        return make()
     claimed = fragments.signed_in_id()
-    followed = [*scopes, fragments.person_scope(claimed or 0)]
+    if not _may_keep() or claimed is None:
+        return make()
+    followed = [*scopes, fragments.person_scope(claimed)]
     fragments.read_ahead(followed)  # with the person's own: one round trip for both
-    if claimed is None or not current_user.is_authenticated or current_user.id != claimed:
+    if not current_user.is_authenticated or current_user.id != claimed:
         return make()
     page = fragments.kept(
         followed,

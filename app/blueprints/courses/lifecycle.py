@@ -119,14 +119,11 @@ def delete(user: User, course_id: int, confirm: str) -> str:
         db.session.scalars(select(Enrollment.student_id).where(Enrollment.course_id == course_id))
     )
     counts = _contents(course_id, room_id)
-    unread = select(Notification.user_id).where(
-        _links_into(course_id, room_id), Notification.read_at.is_(None)
-    )
+    into_course = _links_into(course_id, room_id)
+    unread = select(Notification.user_id).where(into_course, Notification.read_at.is_(None))
     pending(fragments.BADGES).update(db.session.scalars(unread.distinct()))  # their counts drop
     db.session.execute(
-        sql_delete(Notification)
-        .where(_links_into(course_id, room_id))
-        .execution_options(synchronize_session=False)
+        sql_delete(Notification).where(into_course).execution_options(synchronize_session=False)
     )
     notify(students, "course_deleted", f"“{title}” has been deleted.", "/dashboard")
     audit.record(
