@@ -239,6 +239,11 @@ class Indexer:
             if not self.elected and not self._elect():
                 self._stop.wait(0.5)  # another process indexes; take over if it dies
                 continue
+            # A pass reads every row committed before it starts: a wake that came before is
+            # answered by it. Left set, a waited-for wake answered by the last pass would make
+            # the next idle end at once and apply a change nobody waits for alone.
+            self._urgent.clear()
+            self._wake.clear()
             try:
                 more = self.run_once()
                 self.last_error, pause = None, 0.0
