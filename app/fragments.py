@@ -285,21 +285,34 @@ def kept(
     make: Callable[[], T],
     keep: Callable[[T], bool] | None = None,
     seconds: float | None = None,
+    named: Callable[[], Iterable[str]] | None = None,
 ) -> T:
     """`make()`'s value, from this worker's memory when nothing in `scopes` changed since it
     was kept (for `seconds` at most, if given). `make` must give the same for every viewer
     `key` stands for (a key names the viewer when it is theirs alone); a value `keep` refuses
-    is returned but not kept (an error page)."""
+    is returned but not kept (an error page).
+
+    `named()` gives further scopes the value shows, which ones following from `scopes` (the
+    courses on a person's dashboard: joining or leaving one bumps the person's scope): they
+    are asked for before `make` runs, their versions read before `make` reads what they stand
+    for and kept with the value, which is given again while those are unchanged too."""
     fragments: Fragments = current_app.extensions["campus.fragments"]
     versions = _versions(fragments, (EVERYTHING, *scopes))
     if versions is None:
         return make()
-    value = fragments.get(key, versions)
-    if value is None:
-        value = make()
-        if keep is None or keep(value):
-            fragments.put(key, versions, value, seconds)
-    return value  # type: ignore[return-value]
+    found = fragments.get(key, versions)
+    if found is not None and named is not None:
+        names, seen, found = found  # type: ignore[misc]
+        if _versions(fragments, names) != seen:
+            found = None
+    if found is not None:
+        return found  # type: ignore[return-value]
+    names = tuple(sorted(set(named()))) if named is not None else ()
+    seen = _versions(fragments, names)
+    value = make()
+    if seen is not None and (keep is None or keep(value)):
+        fragments.put(key, versions, (names, seen, value) if named else value, seconds)
+    return value
 
 
 def kept_template(
@@ -364,8 +377,9 @@ def _changed(obj, fields: Sequence[str]) -> bool:
     return any(state.attrs[name].history.has_changes() for name in fields)
 
 
-def _course_ids(obj, field: str = "course_id") -> list[int]:
-    """The course, and for a row moved to another course both (what it was and is now)."""
+def _ids_of(obj, field: str = "course_id") -> list[int]:
+    """The row's course (or other `field`), and for a row moved to another both (what it was
+    and is now)."""
     return [value for value in inspect(obj).attrs[field].history.sum() if value is not None] or [
         getattr(obj, field)
     ]
@@ -379,15 +393,19 @@ def _after_flush(session: Session, flush_context) -> None:
             if obj in session.dirty and not session.is_modified(obj):
                 continue
             scopes.update((CATALOGUE, course_scope(obj.id)))
+            if obj in session.new or _changed(obj, ("teacher_id",)):  # whose dashboard shows it
+                scopes.update(person_scope(user_id) for user_id in _ids_of(obj, "teacher_id"))
         elif isinstance(obj, Enrollment | Feedback):
             if isinstance(obj, Feedback) and (obj not in session.dirty or session.is_modified(obj)):
-                scopes.update(feedback_scope(course_id) for course_id in _course_ids(obj))
+                scopes.update(feedback_scope(course_id) for course_id in _ids_of(obj))
             if obj in session.dirty and not _changed(
                 obj, ("status", "course_id") if isinstance(obj, Enrollment) else ("rating",)
             ):
                 continue
             scopes.add(CATALOGUE)
-            scopes.update(course_scope(course_id) for course_id in _course_ids(obj))
+            scopes.update(course_scope(course_id) for course_id in _ids_of(obj))
+            if isinstance(obj, Enrollment):  # the courses on the student's dashboard
+                scopes.add(person_scope(obj.student_id))
         elif isinstance(obj, User) and obj not in session.new:
             if obj in session.deleted:
                 scopes.update((CATALOGUE, EVERYTHING))  # their courses may have gone with them

@@ -261,12 +261,17 @@ def cached_for_visitors(
     return wrapped
 
 
-def kept_for_person(scopes: Sequence[str], make: Callable[[], Any]) -> Any:
+def kept_for_person(
+    scopes: Sequence[str],
+    make: Callable[[], Any],
+    named: Callable[[], Iterable[str]] | None = None,
+) -> Any:
     """The signed-in person's page as `make()` answers it, kept for them under `scopes` and
     their own version (app/fragments.py), with this request's CSRF token put in: for a page
     that shows nothing but what `scopes` follow and the person (their row, role, zone, unread
-    count). What the view writes (a notification marked read) happens before, not in `make`.
-    The person's session is checked at every request as on any page."""
+    count), and the scopes `named()` names from the person's own rows (`fragments.kept`).
+    What the view writes (a notification marked read) happens before, not in `make`. The
+    person's session is checked at every request as on any page."""
     from app import fragments
 
     claimed = fragments.signed_in_id()
@@ -282,6 +287,7 @@ def kept_for_person(scopes: Sequence[str], make: Callable[[], Any]) -> Any:
         lambda: _with_placeholder(make),
         keep=lambda value: isinstance(value, str),
         seconds=fragments.PERSON_SECONDS,
+        named=named,
     )
     return _page_response(page)
 

@@ -199,6 +199,21 @@ def other_worker(app: Flask) -> Iterator[Flask]:
         db.engine.dispose()
 
 
+def signed_in(worker: Flask, user, password: str = PASSWORD) -> CampusClient:
+    """A new client of `worker` (the test's app or `other_worker`), signed in as `user`."""
+    client = worker.test_client()
+    response = client.post_form("/auth/login", {"login": user.username, "password": password})
+    assert response.status_code == 303
+    return client
+
+
+def read(readers: tuple[CampusClient, ...], path: str) -> list[str]:
+    """The page at `path` as each reader gets it now."""
+    pages = [reader.get(path) for reader in readers]
+    assert [page.status_code for page in pages] == [200] * len(readers), path
+    return [page.text for page in pages]
+
+
 @pytest.fixture
 def smtp_server() -> Iterator[SmtpServer]:
     """A real SMTP server on 127.0.0.1, running; `smtp_server.stop()` and `.start()` it."""

@@ -13,16 +13,9 @@ from app.blueprints.courses import lifecycle
 from app.blueprints.enrollments import services as enrolment
 from app.blueprints.notifications.services import notify
 from app.extensions import db
-from tests.conftest import PASSWORD, CampusClient
+from tests.conftest import PASSWORD, CampusClient, signed_in
 
 NEW_PASSWORD = "a-new-password-2026"
-
-
-def signed_in(worker: Flask, user, password: str = PASSWORD) -> CampusClient:
-    client = worker.test_client()
-    response = client.post_form("/auth/login", {"login": user.username, "password": password})
-    assert response.status_code == 303
-    return client
 
 
 def both(app: Flask, other_worker: Flask, user) -> tuple[CampusClient, CampusClient]:

@@ -9,11 +9,10 @@ import io
 import re
 
 import pytest
-from flask import Flask
 from sqlalchemy import select
 
 from app.extensions import db
-from tests.conftest import PASSWORD, CampusClient
+from tests.conftest import read, signed_in
 
 COURSE_FORM = {
     "title": "Tide Pools",
@@ -52,20 +51,6 @@ def pages(client, other_worker, course):
 
     read()
     return read
-
-
-def signed_in(app: Flask, user) -> CampusClient:
-    other = app.test_client()
-    response = other.post_form("/auth/login", {"login": user.username, "password": PASSWORD})
-    assert response.status_code == 303
-    return other
-
-
-def read(readers: tuple[CampusClient, ...], path: str) -> list[str]:
-    """The page at `path` as each reader gets it now."""
-    pages = [reader.get(path) for reader in readers]
-    assert [page.status_code for page in pages] == [200] * len(readers), path
-    return [page.text for page in pages]
 
 
 def seats(html: str) -> list[str]:
