@@ -9,6 +9,7 @@ installed (apt-get install wrk), else from a small Python client. Every run is b
 time. Prints each round and the ratios; record them in BENCHMARKS.md.
 
     .venv/bin/python bench/bench_pages.py [--seconds 5] [--rounds 5] [--courses 10000] [--redis]
+        [--pages login courses course course-in feedback-in dashboard-in]
 """
 
 from __future__ import annotations
@@ -141,6 +142,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--courses", type=int, default=10_000)
     parser.add_argument("--redis", action="store_true", help="keep REDIS_URL: two workers")
+    parser.add_argument("--pages", nargs="+", help="only these pages (hello is always measured)")
     args = parser.parse_args()
     load = wrk if shutil.which("wrk") else python_load
 
@@ -160,6 +162,8 @@ def main() -> None:
         "feedback-in": ("wsgi:app", course + "/feedback", True),
         "dashboard-in": ("wsgi:app", "/dashboard", True),
     }
+    if args.pages:
+        pages = {name: page for name, page in pages.items() if name in {"hello", *args.pages}}
     results: dict[str, list[float]] = {name: [] for name in pages}
     workers = "two workers, Redis" if "REDIS_URL" in env else "one worker"
     print(f"load: {load.__name__}, {args.connections} connections, {args.seconds} s a run")
