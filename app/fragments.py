@@ -311,7 +311,7 @@ def kept(
     seen = _versions(fragments, names)
     value = make()
     if seen is not None and (keep is None or keep(value)):
-        fragments.put(key, versions, (names, seen, value) if named else value, seconds)
+        fragments.put(key, versions, (names, seen, value) if named is not None else value, seconds)
     return value
 
 
