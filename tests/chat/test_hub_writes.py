@@ -4,6 +4,7 @@ never cut by another frame."""
 
 from __future__ import annotations
 
+import gc
 import socket
 import threading
 import time
@@ -90,11 +91,18 @@ def test_a_socket_that_stops_reading_never_holds_up_the_sender_and_is_closed_whe
     connection.start()
     slowest = 0.0
     accepted = 0
-    for n in range(400):
-        began = time.perf_counter()
-        if connection.send(f"<p>{n} {'y' * 500}</p>", room=7, message_id=n + 1):
-            accepted += 1
-        slowest = max(slowest, time.perf_counter() - began)
+    # What is timed is the hub's waits: a full collection of the test process's heap (a
+    # third of a second late in a whole suite run) is kept out of the measured loop.
+    gc.collect()
+    gc.disable()
+    try:
+        for n in range(400):
+            began = time.perf_counter()
+            if connection.send(f"<p>{n} {'y' * 500}</p>", room=7, message_id=n + 1):
+                accepted += 1
+            slowest = max(slowest, time.perf_counter() - began)
+    finally:
+        gc.enable()
     assert slowest < 0.05
     # The kernel took what fits in its buffers, the queue the next 200; the next was refused
     # and the socket is closed with 1013 (the tab reconnects and resumes) once the writer
