@@ -7,7 +7,14 @@ import unicodedata
 
 from flask import current_app, has_request_context
 from flask_wtf import FlaskForm
-from wtforms import PasswordField, SelectField, StringField, TextAreaField, ValidationError
+from wtforms import (
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+    ValidationError,
+)
 
 from app.signing import csrf_token
 from app.timezones import DEFAULT_ZONE, is_zone, zone_names
@@ -82,7 +89,7 @@ def timezone_field() -> SelectField:
     form, it stays as it was (UTC for a new account)."""
     return SelectField(
         "Time zone",
-        choices=lambda: [(name, name.replace("_", " ")) for name in zone_names()],
+        choices=lambda: [SelectChoice(name, name.replace("_", " ")) for name in zone_names()],
         default=DEFAULT_ZONE,
         validate_choice=False,  # the message below instead of "Not a valid choice"
         validators=[known_zone],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wtforms import SelectField
+from wtforms import SelectChoice, SelectField
 
 from app.forms import BaseForm
 from app.models import Role
@@ -11,6 +11,6 @@ from app.models import Role
 class RoleForm(BaseForm):
     role = SelectField(
         "Role",
-        choices=[(role.value, role.value.capitalize()) for role in Role],
+        choices=[SelectChoice(role.value, role.value.capitalize()) for role in Role],
         validate_choice=False,  # the service says what is wrong, in the school's words
     )
