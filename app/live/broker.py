@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 # each other's sockets.
 CHANNEL = "campus:live:{db}"
 PRESENCE_KEY = "campus:presence:{user_id}"
+# Who has a room open: "user_id:socket_id" members scored by when their presence lapses, so
+# that a message's "seen by" is one read of the room's set, not one of each member's hash.
+ROOM_WATCHERS_KEY = "campus:watching:{room}"
 # A socket refreshes its presence at every keepalive; one silent for this long is gone.
 PRESENCE_TTL = 90
 
@@ -124,6 +127,8 @@ class RedisBroker:
         self._start_lock = threading.Lock()
         self._subscribed = threading.Event()
         self.error = ""
+        # The rooms each socket of this process was last announced in, to leave them.
+        self._announced: dict[str, frozenset[int]] = {}
 
     def start(self) -> None:
         """Listen on the channel from now on (the first socket of this process calls it)."""
@@ -186,15 +191,29 @@ class RedisBroker:
             pause = min(pause * 2, 5.0)
 
     def watch(self, user_id: int, socket_id: str, rooms: Iterable[int]) -> None:
+        """The socket is alive (its person's count of sockets) and shows `rooms`, until
+        PRESENCE_TTL from now unless renewed."""
         import redis
 
-        value = json.dumps([time.time() + PRESENCE_TTL, sorted(rooms)])
+        rooms = frozenset(rooms)
+        expires = time.time() + PRESENCE_TTL
+        value = json.dumps([expires, sorted(rooms)])
         key = PRESENCE_KEY.format(user_id=user_id)
+        member = f"{user_id}:{socket_id}"
+        left = self._announced.get(socket_id, frozenset()) - rooms
         try:
             with self.redis.pipeline() as pipe:
-                pipe.hset(key, socket_id, value).expire(key, PRESENCE_TTL).execute()
+                pipe.hset(key, socket_id, value).expire(key, PRESENCE_TTL)
+                for room in rooms:
+                    room_key = ROOM_WATCHERS_KEY.format(room=room)
+                    pipe.zadd(room_key, {member: expires}).expire(room_key, PRESENCE_TTL)
+                for room in left:
+                    pipe.zrem(ROOM_WATCHERS_KEY.format(room=room), member)
+                pipe.execute()
         except redis.RedisError as error:
             log.warning("live broker: presence not saved (%s)", error)
+        else:
+            self._announced[socket_id] = rooms
 
     def claim(self, user_id: int, socket_id: str, limit: int) -> bool:
         """Count a socket about to open, on every worker and server together; False (and not
@@ -222,33 +241,32 @@ class RedisBroker:
     def forget(self, user_id: int, socket_id: str) -> None:
         import redis
 
+        member = f"{user_id}:{socket_id}"
         try:
-            self.redis.hdel(PRESENCE_KEY.format(user_id=user_id), socket_id)
+            with self.redis.pipeline() as pipe:
+                pipe.hdel(PRESENCE_KEY.format(user_id=user_id), socket_id)
+                for room in self._announced.pop(socket_id, ()):
+                    pipe.zrem(ROOM_WATCHERS_KEY.format(room=room), member)
+                pipe.execute()
         except redis.RedisError as error:
             log.warning("live broker: presence not removed (%s)", error)
 
     def watchers(self, room: int, user_ids: Iterable[int]) -> set[int]:
+        """Those of `user_ids` with `room` open in a tab whose presence has not lapsed (a
+        socket of a process that died lapses after PRESENCE_TTL, and is pruned here)."""
         import redis
 
-        user_ids = list(user_ids)
+        key, now = ROOM_WATCHERS_KEY.format(room=room), time.time()
         try:
             with self.redis.pipeline(transaction=False) as pipe:
-                for user_id in user_ids:
-                    pipe.hvals(PRESENCE_KEY.format(user_id=user_id))
-                answers = pipe.execute()
+                pipe.zremrangebyscore(key, "-inf", now).zrangebyscore(key, f"({now}", "+inf")
+                _, members = pipe.execute()
         except redis.RedisError as error:
             # Unknown: treat everyone as away, so nobody misses the notification.
             log.warning("live broker: presence unknown (%s)", error)
             return set()
-        now = time.time()
-        found = set()
-        for user_id, values in zip(user_ids, answers, strict=True):
-            for raw in values:
-                expires, rooms = json.loads(raw)
-                if expires > now and room in rooms:
-                    found.add(user_id)
-                    break
-        return found
+        watching = {int(member.partition(b":")[0]) for member in members}
+        return watching.intersection(user_ids)
 
     def health(self) -> str:
         """Redis answers, and the listener (once this process has sockets) is subscribed."""

@@ -110,6 +110,26 @@ def test_two_processes_worth_of_brokers_share_deliveries_and_presence():
     assert first.broker.watchers(99, [424242]) == set()
 
 
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis")
+def test_presence_follows_a_tab_from_room_to_room_across_processes():
+    url = os.environ["REDIS_URL"]
+    first, second = Live(url), Live(url)
+    tab = Connection(Tab(), 525252, rooms={97})
+    other = Connection(Tab(), 535353, rooms={97, 98})
+    second.open(tab)
+    first.open(other)
+    assert first.broker.watchers(97, [525252, 535353, 545454]) == {525252, 535353}
+    tab.rooms = {98}  # the tab shows another room now
+    second.broker.watch(tab.user_id, tab.id, tab.rooms)
+    assert first.broker.watchers(97, [525252, 535353]) == {535353}
+    assert first.broker.watchers(98, [525252, 535353]) == {525252, 535353}
+    assert first.broker.watchers(98, [525252]) == {525252}  # only those asked about
+    second.close(tab)
+    first.close(other)
+    assert first.broker.watchers(98, [525252, 535353]) == set()
+    assert first.broker.watchers(97, [525252, 535353]) == set()
+
+
 def test_delivery_survives_a_json_round_trip():
     delivery = Delivery((1, 2), "<p>é</p>", room=3, message_id=4, close=True)
     assert Delivery.from_json(delivery.to_json()) == delivery
