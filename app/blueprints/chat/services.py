@@ -348,7 +348,7 @@ def post(author: Member, room_id: int, body: object) -> ChatMessage:
     live().publish(members, html, room=room_id, message_id=message_id)
     away = set(others) - watching
     if away:
-        notify_away(room, author, sorted(away))
+        notify_away(room_id, room, author, sorted(away))
     return message
 
 
@@ -408,8 +408,11 @@ def message_fragment(message: ChatMessage, author_name: str, seen: int | None = 
     )
 
 
-def notify_away(room: ChatRoom, author: Member, user_ids: list[int]) -> None:
-    link = url_for("chat.room", room_id=room.id)
+def notify_away(room_id: int, room: ChatRoom, author: Member, user_ids: list[int]) -> None:
+    """Notify those of `user_ids` who have no unread notice of the room yet. The room's id is
+    given apart: after the message's commit, reading `room.id` would read the room again
+    (the room is read only when someone is notified)."""
+    link = url_for("chat.room", room_id=room_id)
     already = set(
         db.session.scalars(
             select(Notification.user_id).where(
