@@ -9,9 +9,12 @@ from datetime import UTC, datetime
 
 from flask import current_app, url_for
 from sqlalchemy import (
+    ARRAY,
+    Integer,
     Select,
     String,
     and_,
+    any_,
     bindparam,
     case,
     cast,
@@ -408,20 +411,28 @@ def message_fragment(message: ChatMessage, author_name: str, seen: int | None = 
     )
 
 
+@functools.cache
+def _unread_notice_statement(dialect: str) -> Select:
+    """Which of `ids` have an unread notice with `link`. Asked after every message with the
+    room's members, so built once: on PostgreSQL the ids are one array parameter, and the
+    statement's text is the same for every room size (an `IN` of 199 parameters is compiled
+    and parsed anew each time, a third of a message's time)."""
+    if dialect == "postgresql":
+        among = Notification.user_id == any_(bindparam("ids", type_=ARRAY(Integer)))
+    else:
+        among = Notification.user_id.in_(bindparam("ids", expanding=True))
+    return select(Notification.user_id).where(
+        among, Notification.link == bindparam("link"), Notification.read_at.is_(None)
+    )
+
+
 def notify_away(room_id: int, room: ChatRoom, author: Member, user_ids: list[int]) -> None:
     """Notify those of `user_ids` who have no unread notice of the room yet. The room's id is
     given apart: after the message's commit, reading `room.id` would read the room again
     (the room is read only when someone is notified)."""
     link = url_for("chat.room", room_id=room_id)
-    already = set(
-        db.session.scalars(
-            select(Notification.user_id).where(
-                Notification.user_id.in_(user_ids),
-                Notification.link == link,
-                Notification.read_at.is_(None),
-            )
-        )
-    )
+    statement = _unread_notice_statement(db.session.get_bind().dialect.name)
+    already = set(db.session.scalars(statement, {"ids": user_ids, "link": link}))
     fresh = [user_id for user_id in user_ids if user_id not in already]
     if not fresh:
         return
