@@ -52,9 +52,22 @@ class PlainSerializer(URLSafeTimedSerializer):
         return base64_encode(super(URLSafeSerializerMixin, self).dump_payload(obj))
 
 
+# Messages wait in the session cookie until a page shows them. A client that never reads them
+# (a script, a tab closed before the redirect) would grow the cookie past the 4 KB browsers
+# keep, and a browser drops a larger cookie without a word, and the session with it: the same
+# message is kept once, and only the newest few.
+MESSAGES_KEPT = 5
+
+
 class CookieSessions(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions with one serializer per app (rebuilt if the secret or
-    its fallbacks change) instead of one per request."""
+    its fallbacks change) instead of one per request, and the messages waiting in the
+    cookie bounded."""
+
+    def save_session(self, app: Flask, session: Any, response: Any) -> None:
+        if "_flashes" in session:
+            _fewer_messages(session)
+        super().save_session(app, session, response)
 
     def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
         if not app.secret_key:
@@ -73,6 +86,15 @@ class CookieSessions(SecureCookieSessionInterface):
             )
             kept = app.extensions["campus.session_serializer"] = (keys, serializer)
         return kept[1]
+
+
+def _fewer_messages(session: Any) -> None:
+    waiting = session["_flashes"]
+    if len(waiting) < 2:
+        return
+    kept = list({tuple(message): message for message in reversed(waiting)}.values())
+    if len(kept) < len(waiting) or len(kept) > MESSAGES_KEPT:
+        session["_flashes"] = kept[:MESSAGES_KEPT][::-1]
 
 
 @functools.lru_cache(maxsize=8)

@@ -185,25 +185,7 @@ def register_security_headers(app: Flask) -> None:
         # session says who is signed in without loading the user again.
         if "_user_id" in session and "Cache-Control" not in response.headers:
             response.headers["Cache-Control"] = "no-store"
-        if "_flashes" in session:
-            _fewer_messages(session)
         return response
-
-
-# Messages wait in the session cookie until a page shows them. A client that never reads them
-# (a script, a tab closed before the redirect) would grow the cookie past the 4 KB browsers
-# keep, and a browser drops a larger cookie without a word, and the session with it: the same
-# message is kept once, and only the newest few.
-MESSAGES_KEPT = 5
-
-
-def _fewer_messages(session: Any) -> None:
-    waiting = session["_flashes"]
-    if len(waiting) < 2:
-        return
-    kept = list({tuple(message): message for message in reversed(waiting)}.values())
-    if len(kept) < len(waiting) or len(kept) > MESSAGES_KEPT:
-        session["_flashes"] = kept[:MESSAGES_KEPT][::-1]
 
 
 def add_errors(form: Any, error: InvalidInput) -> None:
